@@ -1,0 +1,59 @@
+"""Driver options, validated at boot without importing any broker library.
+
+Each model lists what ``ConnectionSettings.options`` may hold for one driver;
+unknown keys are an error so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DriverOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RedisOptions(DriverOptions):
+    """Redis list (``redis``) options."""
+
+    prefix: str = Field("queues:", description="key prefix: queue 'default' lives in list 'queues:default'")
+    result_prefix: str = Field("queues:results", description="key prefix of stored results")
+    result_ttl: int | None = Field(86_400, gt=0, description="seconds a result is kept; None keeps it forever")
+    block_timeout: float = Field(5.0, gt=0, description="seconds one BRPOP waits before it is re-issued")
+    socket_connect_timeout: float = Field(5.0, gt=0)
+    max_connections: int | None = Field(None, gt=0)
+
+
+class RedisStreamOptions(RedisOptions):
+    """Redis stream (``redis_stream``) options: a stream per queue, read by one consumer group."""
+
+    prefix: str = Field("queues:stream:", description="queue 'default' lives in stream 'queues:stream:default'")
+    consumer_group: str = "workers"
+    block_ms: int = Field(2_000, gt=0, description="XREADGROUP block time")
+    idle_timeout_ms: int = Field(60_000, gt=0, description="a job unacknowledged this long is re-run")
+    maxlen: int | None = Field(None, gt=0, description="approximate stream length cap; None = no cap")
+
+
+class RabbitMQOptions(DriverOptions):
+    exchange: str = "queues"
+    queue_type: Literal["quorum", "classic"] = "quorum"
+    qos: int = Field(10, gt=0, description="messages a worker may hold unacknowledged")
+    result_ttl: int = Field(86_400, gt=0, description="seconds an unread result queue lives")
+    connect_timeout: float = Field(5.0, gt=0)
+
+
+class NatsOptions(DriverOptions):
+    stream: str = Field("QUEUES", description="JetStream stream holding every queue's subject")
+    subject_prefix: str = "queues"
+    ack_wait: float = Field(30.0, gt=0, description="seconds before an unacknowledged job is redelivered")
+    fetch_timeout: float = Field(2.0, gt=0, description="seconds one pull request waits for jobs")
+    result_bucket: str = "queue_results"
+    connect_timeout: float = Field(5.0, gt=0)
+
+
+class MemoryOptions(DriverOptions):
+    max_stored_results: int = Field(
+        10_000, ge=-1, description="results kept in memory (oldest dropped first); -1 keeps all"
+    )

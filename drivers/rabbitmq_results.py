@@ -1,0 +1,77 @@
+"""A RabbitMQ result backend, so ``wait_result`` works on a RabbitMQ-only deployment.
+
+taskiq-aio-pika ships no result backend. Each result is one persistent message
+in its own small queue (``<prefix><task_id>``) that RabbitMQ deletes after
+``ttl`` seconds unused (``x-expires``), the way Celery's ``amqp`` backend
+kept results. Reading a result requeues it, so it can be read again until it
+expires. Stored as JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
+from taskiq import AsyncResultBackend, ResultGetError
+from taskiq.result import TaskiqResult
+from taskiq.serializers import JSONSerializer
+
+_ReturnType = TypeVar("_ReturnType")
+
+
+class ResultBackendNotStartedError(ResultGetError):
+    __template__ = "The RabbitMQ result backend is not started: call broker.startup() first."
+
+
+class ResultMissingError(ResultGetError):
+    __template__ = "No result is stored for task {task_id} (it has not finished, or its result expired)."
+
+    task_id: str
+
+
+class RabbitMQResultBackend(AsyncResultBackend[_ReturnType]):
+    def __init__(self, url: str, prefix: str, ttl: int, connect_timeout: float | None = None) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.arguments: dict[str, Any] = {"x-expires": ttl * 1000, "x-max-length": 1, "x-queue-type": "classic"}
+        self.connect_timeout = connect_timeout
+        self.serializer = JSONSerializer()
+        self.connection: AbstractRobustConnection | None = None
+        self.channel: AbstractChannel | None = None
+
+    async def startup(self) -> None:
+        self.connection = await aio_pika.connect_robust(self.url, timeout=self.connect_timeout)
+        self.channel = await self.connection.channel()
+
+    async def shutdown(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+        self.connection = self.channel = None
+
+    async def _queue(self, task_id: str) -> AbstractQueue:
+        if self.channel is None:
+            raise ResultBackendNotStartedError
+        return await self.channel.declare_queue(self.prefix + task_id, durable=True, arguments=self.arguments)
+
+    async def set_result(self, task_id: str, result: TaskiqResult[_ReturnType]) -> None:
+        await self._queue(task_id)
+        assert self.channel is not None
+        body = self.serializer.dumpb(result.model_dump(mode="json"))
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        await self.channel.default_exchange.publish(message, routing_key=self.prefix + task_id)
+
+    async def is_result_ready(self, task_id: str) -> bool:
+        queue = await self._queue(task_id)
+        return bool(queue.declaration_result.message_count)
+
+    async def get_result(self, task_id: str, with_logs: bool = False) -> TaskiqResult[_ReturnType]:
+        queue = await self._queue(task_id)
+        message = await queue.get(no_ack=False, fail=False)
+        if message is None:
+            raise ResultMissingError(task_id=task_id)
+        await message.nack(requeue=True)
+        result: TaskiqResult[_ReturnType] = TaskiqResult.model_validate(self.serializer.loadb(message.body))
+        if not with_logs:
+            result.log = None
+        return result

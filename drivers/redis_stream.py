@@ -1,0 +1,118 @@
+"""Redis stream driver: a consumer group per stream, ack after the job ran, idle jobs reclaimed.
+
+Differences from taskiq-redis's ``RedisStreamBroker`` defaults, and why:
+- the group is created at id ``0``, not ``$``: jobs sent before the first
+  worker started are run, not skipped;
+- XAUTOCLAIM runs after every read, including empty ones, so a killed
+  worker's job is re-run after ``idle_timeout_ms`` even when no new job arrives
+  (upstream reclaims only when fresh traffic comes);
+- the stream key differs from the list driver's (``queues:stream:<queue>``),
+  so a ``redis`` and a ``redis_stream`` connection can share one server;
+- a lost connection is re-opened instead of killing the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from taskiq import AckableMessage, AsyncBroker, BrokerMessage
+from taskiq_redis import RedisStreamBroker
+
+from drivers.options import RedisStreamOptions
+from drivers.reach import unreachable
+from drivers.redis import (
+    CONNECTION_ERRORS,
+    RECONNECT_BACKOFF,
+    check_reachable,
+    connection_kwargs,
+    ping_with,
+    reconnect_pause,
+    result_backend,
+)
+from drivers.spec import BrokerSpec
+
+
+class RedisStreamQueueBroker(RedisStreamBroker):
+    def __init__(self, spec: BrokerSpec, options: RedisStreamOptions) -> None:
+        super().__init__(
+            url=str(spec.url),
+            queue_name=options.prefix + spec.queue,
+            max_connection_pool_size=options.max_connections,
+            consumer_group_name=options.consumer_group,
+            consumer_id="0",
+            xread_block=options.block_ms,
+            maxlen=options.maxlen,
+            idle_timeout=options.idle_timeout_ms,
+            **connection_kwargs(options, options.block_ms / 1000),
+        )
+        self.spec = spec
+        self.prefix = options.prefix
+
+    def stream_key(self, queue: str | None) -> str:
+        return self.prefix + queue if queue else self.queue_name
+
+    async def startup(self) -> None:
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            await check_reachable(self.spec, redis)
+        await super().startup()
+
+    async def kick(self, message: BrokerMessage) -> None:
+        key = self.stream_key(message.labels.get("queue_name"))
+        try:
+            async with Redis(connection_pool=self.connection_pool) as redis:
+                await redis.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
+        except CONNECTION_ERRORS as error:
+            raise unreachable(self.spec, error) from None
+
+    def _message(self, stream: Any, msg_id: Any, fields: Any) -> AckableMessage:
+        return AckableMessage(data=fields[b"data"], ack=self._ack_generator(id=msg_id, queue_name=stream))
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        delay = RECONNECT_BACKOFF[0]
+        while True:
+            try:
+                async with Redis(connection_pool=self.connection_pool) as redis:
+                    while True:
+                        fetched: Any = await redis.xreadgroup(
+                            self.consumer_group_name,
+                            self.consumer_name,
+                            {self.queue_name: ">"},
+                            block=self.block,
+                            count=self.count,
+                        )
+                        delay = RECONNECT_BACKOFF[0]
+                        for stream, entries in fetched or []:
+                            for msg_id, fields in entries:
+                                yield self._message(stream, msg_id, fields)
+                        claimed: Any = await redis.xautoclaim(
+                            self.queue_name,
+                            self.consumer_group_name,
+                            self.consumer_name,
+                            min_idle_time=self.idle_timeout,
+                            count=self.unacknowledged_batch_size,
+                        )
+                        for msg_id, fields in claimed[1]:
+                            if fields:
+                                yield self._message(self.queue_name, msg_id, fields)
+            except ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    raise
+                # The stream (and its group) was deleted under us: declare it again.
+                await self._declare_consumer_group()
+            except CONNECTION_ERRORS as error:
+                delay = await reconnect_pause(self.spec, error, delay)
+
+
+def build(spec: BrokerSpec) -> AsyncBroker:
+    options = RedisStreamOptions.model_validate(dict(spec.options))
+    broker = RedisStreamQueueBroker(spec, options)
+    if spec.result_backend:
+        broker = broker.with_result_backend(result_backend(spec, options))
+    return broker
+
+
+async def ping(spec: BrokerSpec) -> None:
+    await ping_with(spec, RedisStreamOptions.model_validate(dict(spec.options)))

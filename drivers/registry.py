@@ -1,0 +1,100 @@
+"""The built-in drivers: adding a broker is one module in ``drivers/`` and one line here."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from drivers.errors import MissingExtraError, unknown_name_error
+from drivers.options import (
+    DriverOptions,
+    MemoryOptions,
+    NatsOptions,
+    RabbitMQOptions,
+    RedisOptions,
+    RedisStreamOptions,
+)
+
+DISTRIBUTION = "fastapi-startkit-queue"
+
+
+@dataclass(frozen=True)
+class DriverInfo:
+    """What the manager needs to know about a driver before importing it."""
+
+    module: str
+    options: type[DriverOptions]
+    extra: str | None = None
+    libraries: tuple[str, ...] = ()
+    schemes: tuple[str, ...] = ()
+    default_port: int = 0
+    start_hint: str = ""
+
+
+DRIVERS: dict[str, DriverInfo] = {
+    "redis": DriverInfo(
+        "drivers.redis",
+        RedisOptions,
+        "redis",
+        ("taskiq_redis", "redis"),
+        ("redis", "rediss", "unix"),
+        6379,
+        "redis-server --port 6379",
+    ),
+    "redis_stream": DriverInfo(
+        "drivers.redis_stream",
+        RedisStreamOptions,
+        "redis",
+        ("taskiq_redis", "redis"),
+        ("redis", "rediss", "unix"),
+        6379,
+        "redis-server --port 6379",
+    ),
+    "rabbitmq": DriverInfo(
+        "drivers.rabbitmq",
+        RabbitMQOptions,
+        "rabbitmq",
+        ("taskiq_aio_pika", "aio_pika", "aiormq", "pamqp"),
+        ("amqp", "amqps"),
+        5672,
+        "rabbitmq-server -detached",
+    ),
+    "nats": DriverInfo(
+        "drivers.nats",
+        NatsOptions,
+        "nats",
+        ("taskiq_nats", "nats"),
+        ("nats", "tls", "ws", "wss"),
+        4222,
+        "nats-server -js",
+    ),
+    "memory": DriverInfo("drivers.memory", MemoryOptions),
+}
+
+
+def driver_info(name: str) -> DriverInfo:
+    try:
+        return DRIVERS[name]
+    except KeyError:
+        raise unknown_name_error(
+            "driver",
+            name,
+            DRIVERS,
+            "Set a connection's 'driver' to one of them, or register yours with manager.extend().",
+        ) from None
+
+
+def load_driver(name: str) -> ModuleType:
+    """Import a built-in driver module; a missing broker library names the extra to install."""
+    info = driver_info(name)
+    try:
+        return importlib.import_module(info.module)
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if info.extra is None or missing not in info.libraries:
+            raise
+        raise MissingExtraError(
+            f"The '{name}' queue driver needs the '{missing}' library, which is not installed. "
+            f"Install it with: pip install '{DISTRIBUTION}[{info.extra}]'"
+        ) from error

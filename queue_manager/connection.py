@@ -1,0 +1,88 @@
+"""A named queue connection: one TaskIQ broker plus what the manager knows about it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask, TaskiqEvents, TaskiqState
+
+from drivers import BrokerSpec
+
+Pinger = Callable[[BrokerSpec], Awaitable[None]]
+
+
+async def _no_ping(spec: BrokerSpec) -> None:
+    """Custom drivers have no ping of their own."""
+
+
+class Connection:
+    """Laravel's queue connection: a name, a driver and the broker that carries its jobs.
+
+    Whether the broker is started is read from the broker's own startup and
+    shutdown events, so a seed-style ``await broker.startup()`` counts too and
+    a broker is never started twice.
+    """
+
+    def __init__(self, spec: BrokerSpec, broker: AsyncBroker, pinger: Pinger | None = None) -> None:
+        self.spec = spec
+        self.broker = broker
+        self._pinger = pinger or _no_ping
+        self._started = False
+        self._lock = asyncio.Lock()
+        for event in (TaskiqEvents.CLIENT_STARTUP, TaskiqEvents.WORKER_STARTUP):
+            broker.add_event_handler(event, self._mark(True))
+        for event in (TaskiqEvents.CLIENT_SHUTDOWN, TaskiqEvents.WORKER_SHUTDOWN):
+            broker.add_event_handler(event, self._mark(False))
+
+    def _mark(self, started: bool) -> Callable[[TaskiqState], None]:
+        def handler(_state: TaskiqState) -> None:
+            self._started = started
+
+        return handler
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def driver(self) -> str:
+        return self.spec.driver
+
+    @property
+    def queue(self) -> str:
+        return self.spec.queue
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    async def startup(self) -> None:
+        """Start the broker once (idempotent); an unreachable server raises BrokerUnreachableError."""
+        async with self._lock:
+            if not self._started:
+                await self.broker.startup()
+
+    async def shutdown(self) -> None:
+        async with self._lock:
+            if self._started:
+                await self.broker.shutdown()
+
+    async def ping(self) -> None:
+        """Check the server answers (a short-lived connection); raises BrokerUnreachableError."""
+        await self._pinger(self.spec)
+
+    async def dispatch(
+        self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any
+    ) -> AsyncTaskiqTask[Any]:
+        """Send ``task`` through this connection, whatever broker it was declared on."""
+        if not self._started:
+            await self.startup()
+        return await task.kicker().with_broker(self.broker).kiq(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection {self.name!r} driver={self.driver!r} url={self.spec.display_url!r} "
+            f"queue={self.queue!r} started={self._started}>"
+        )

@@ -1,0 +1,163 @@
+"""QueueManager: resolves named connections lazily, caches them, and starts/stops them together.
+
+Laravel's split: the manager knows names and settings; each driver only knows
+how to build its broker. Every connection's settings are checked when the
+manager is made (at boot), but a broker, and its library, is only built and
+imported when its connection is first asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask
+
+from drivers import DRIVERS, BrokerFactory, BrokerSpec, QueueConfigurationError, load_driver
+from drivers.errors import unknown_name_error
+from queue_manager.connection import Connection, Pinger
+from queue_manager.settings import QueueSettings, describe_validation_error, load_settings, url_scheme
+
+logger = logging.getLogger("queue_manager")
+
+
+class QueueManager:
+    def __init__(self, settings: QueueSettings | None = None) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self._custom: dict[str, BrokerFactory] = dict(self.settings.drivers)
+        self._connections: dict[str, Connection] = {}
+        self._default = self.settings.driver
+        self.validate()
+
+    # -- names ---------------------------------------------------------------------------------
+    @property
+    def drivers(self) -> list[str]:
+        """Every driver name a connection may use: built-in and extended."""
+        return sorted({*DRIVERS, *self._custom})
+
+    @property
+    def connection_names(self) -> list[str]:
+        return sorted(self.settings.connections)
+
+    def get_default_driver(self) -> str:
+        """The default connection's name (Laravel's name for it)."""
+        return self._default
+
+    def set_default_driver(self, name: str) -> None:
+        self._check_connection_name(name)
+        self._default = name
+
+    def extend(self, driver: str, factory: BrokerFactory) -> None:
+        """Register a custom driver: ``factory(spec) -> AsyncBroker``."""
+        if not callable(factory):
+            raise QueueConfigurationError(f"extend('{driver}', ...) needs a callable factory(spec) -> AsyncBroker.")
+        self._custom[driver] = factory
+
+    def connected(self, name: str | None = None) -> bool:
+        """Has this connection been resolved already?"""
+        return (name or self._default) in self._connections
+
+    # -- resolution ----------------------------------------------------------------------------
+    def connection(self, name: str | None = None) -> Connection:
+        """The named connection (default: QUEUE_DRIVER); the same object on every call."""
+        key = name or self._default
+        try:
+            return self._connections[key]
+        except KeyError:
+            pass
+        self._check_connection_name(key)
+        connection = self._resolve(key)
+        self._connections[key] = connection
+        return connection
+
+    @property
+    def resolved(self) -> dict[str, Connection]:
+        return dict(self._connections)
+
+    def _resolve(self, name: str) -> Connection:
+        settings = self.settings.connections[name]
+        spec = settings.spec(name)
+        factory, pinger = self._driver(settings.driver)
+        broker = factory(spec)
+        if not isinstance(broker, AsyncBroker):
+            raise QueueConfigurationError(
+                f"The factory of queue driver '{settings.driver}' returned {type(broker).__name__}, "
+                "not a TaskIQ AsyncBroker."
+            )
+        return Connection(spec, broker, pinger)
+
+    def _driver(self, driver: str) -> tuple[BrokerFactory, Pinger | None]:
+        if driver in self._custom:
+            return self._custom[driver], None
+        module = load_driver(driver)
+        return module.build, module.ping
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Start every resolved connection (the web process's lifespan calls this)."""
+        for connection in list(self._connections.values()):
+            await connection.startup()
+
+    async def shutdown(self) -> None:
+        for connection in list(self._connections.values()):
+            try:
+                await connection.shutdown()
+            except Exception:  # one broker failing to close must not keep the others open
+                logger.exception("Queue connection '%s' failed to shut down", connection.name)
+
+    async def dispatch(
+        self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any
+    ) -> AsyncTaskiqTask[Any]:
+        """Dispatch on the default connection."""
+        return await self.connection().dispatch(task, *args, **kwargs)
+
+    # -- validation (at boot) ------------------------------------------------------------------
+    def _check_connection_name(self, name: str) -> None:
+        if name not in self.settings.connections:
+            raise unknown_name_error(
+                "connection",
+                name,
+                self.settings.connections,
+                "Set QUEUE_DRIVER (or QUEUE_CONNECTION) to one of them, or define it with "
+                f"QUEUE_CONNECTIONS__{name.upper()}__DRIVER=<driver>.",
+            )
+
+    def validate(self) -> None:
+        """Check every connection now, so a bad setting fails at boot instead of at first dispatch."""
+        self._check_connection_name(self._default)
+        for name, settings in self.settings.connections.items():
+            self._validate_connection(name, settings.spec(name))
+
+    def _validate_connection(self, name: str, spec: BrokerSpec) -> None:
+        if spec.driver in self._custom:
+            return
+        if spec.driver not in DRIVERS:
+            error = unknown_name_error(
+                "driver",
+                spec.driver,
+                self.drivers,
+                f"Fix QUEUE_CONNECTIONS__{name.upper()}__DRIVER, or register the driver in the 'drivers' setting.",
+            )
+            raise QueueConfigurationError(f"Queue connection '{name}': {error}") from None
+        info = DRIVERS[spec.driver]
+        if info.schemes and url_scheme(spec.url) not in info.schemes:
+            raise QueueConfigurationError(
+                f"Queue connection '{name}' (driver {spec.driver}) has url {spec.display_url!r}: it must start "
+                f"with {' or '.join(s + '://' for s in info.schemes)}. Fix QUEUE_CONNECTIONS__{name.upper()}__URL "
+                "or the driver's *_URL variable."
+            )
+        try:
+            info.options.model_validate(dict(spec.options))
+        except ValidationError as error:
+            valid = ", ".join(info.options.model_fields) or "(none)"
+            raise QueueConfigurationError(
+                f"Queue connection '{name}' (driver {spec.driver}) has invalid options:\n"
+                f"{describe_validation_error(error)}\nValid options: {valid}."
+            ) from None
+
+    def __repr__(self) -> str:
+        return (
+            f"<QueueManager default={self._default!r} connections={self.connection_names} "
+            f"resolved={sorted(self._connections)}>"
+        )

@@ -1,0 +1,71 @@
+"""QueueProvider: the fastapi-startkit service provider that wires the queue into an app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi_startkit.support import Provider
+
+from queue_manager.manager import QueueManager
+from queue_manager.settings import load_settings
+
+PROVIDER_KEY = "queue"
+
+
+def config_example() -> Path:
+    """``config_examples/queue.py``: inside the wheel, or at the repository root in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "config_examples" / "queue.py", here.parent / "config_examples" / "queue.py"):
+        if candidate.exists():
+            return candidate
+    return here.parent / "config_examples" / "queue.py"
+
+
+class QueueProvider(Provider):
+    """Binds ``queue.manager``, ``queue``, ``queue.connection`` and ``broker``.
+
+    Register it after ``FastAPIProvider``. Config given at registration,
+    ``(QueueProvider, {...})`` or ``(QueueProvider, QueueConfig)``, wins over
+    ``.env``.
+    """
+
+    provider_key = PROVIDER_KEY
+
+    def register(self) -> None:
+        manager = QueueManager(load_settings(self.config or None))
+        default = manager.connection()
+        self.app.bind("queue.manager", manager)
+        self.app.bind("queue", manager)
+        self.app.bind("queue.connection", default)
+        self.app.bind("broker", default.broker)
+
+    def boot(self) -> None:
+        self.publishes({config_example(): "config/queue.py"})
+        self._compose_lifespan()
+
+    def _compose_lifespan(self) -> None:
+        """Start the resolved connections with the web process (Starlette 1.x has no startup handlers)."""
+        try:
+            router = self.app.fastapi.router
+        except RuntimeError:  # FastAPI is not installed: a worker-only app
+            return
+        manager: QueueManager = self.app.make("queue.manager")
+        inner = router.lifespan_context
+
+        @asynccontextmanager
+        async def queue_lifespan(app: Any) -> AsyncIterator[Any]:
+            if manager.connection().broker.is_worker_process:
+                async with inner(app) as state:
+                    yield state
+                return
+            await manager.startup()
+            try:
+                async with inner(app) as state:
+                    yield state
+            finally:
+                await manager.shutdown()
+
+        router.lifespan_context = queue_lifespan

@@ -1,0 +1,137 @@
+"""Shared test helpers: unique names, env isolation, real worker processes, broker cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_APP = ROOT / "tests" / "app"
+PYTHON = sys.executable
+SERVER_DRIVERS = ("redis", "redis_stream", "rabbitmq", "nats")
+ENV_PREFIXES = ("QUEUE_", "REDIS_", "RABBITMQ_", "NATS_")
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's env without any queue/broker variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIXES)}
+    env.update(extra or {})
+    return env
+
+
+def queue_env(driver: str, queue: str, **extra: str) -> dict[str, str]:
+    """Env for a seed-app process on ``driver`` using a queue name unique to this test."""
+    return {"QUEUE_DRIVER": driver, f"QUEUE_CONNECTIONS__{driver.upper()}__QUEUE": queue, **extra}
+
+
+def run_python(
+    script: str | Path, *args: str, env: Mapping[str, str], cwd: Path = SEED_APP, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, str(script), *args],
+        cwd=cwd,
+        env=clean_environ(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class WorkerProcess:
+    """A real ``taskiq worker`` started in its own process group, stopped (or killed) by the test."""
+
+    def __init__(self, *args: str, env: Mapping[str, str], cwd: Path = SEED_APP, log: Path) -> None:
+        self.log = log
+        self.handle = log.open("wb")
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "taskiq", "worker", *args, "--wait-tasks-timeout", "5"],
+            cwd=cwd,
+            env=clean_environ(env),
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        self.handle.flush()
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.alive():
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.handle.close()
+        return self.process.returncode
+
+
+@contextmanager
+def worker(*args: str, env: Mapping[str, str], log: Path, cwd: Path = SEED_APP) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(*args, env=env, cwd=cwd, log=log)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def recorded(path: Path) -> list[int]:
+    if not path.exists():
+        return []
+    return [int(line) for line in path.read_text().split()]
+
+
+async def cleanup_queue(driver: str, queue: str) -> None:
+    """Delete what a test's unique queue left on the shared servers."""
+    if driver in ("redis", "redis_stream"):
+        from redis.asyncio import Redis
+
+        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
+            await redis.delete(f"queues:{queue}", f"queues:stream:{queue}")
+    elif driver == "rabbitmq":
+        import aio_pika
+
+        connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(queue)
+    elif driver == "nats":
+        import nats
+
+        client = await nats.connect("nats://127.0.0.1:4222")
+        try:
+            with suppress(Exception):
+                await client.jetstream().delete_consumer("QUEUES", f"workers_{queue}")
+        finally:
+            await client.close()
+
+
+def cleanup(driver: str, queue: str) -> None:
+    asyncio.run(cleanup_queue(driver, queue))

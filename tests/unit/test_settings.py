@@ -1,0 +1,131 @@
+"""QueueSettings: env names, nested overrides that merge, provider config over env, masking."""
+
+from __future__ import annotations
+
+import pytest
+
+from queue_manager import QueueConfigurationError, QueueSettings
+from queue_manager.settings import DEFAULT_CONNECTIONS, load_settings
+
+
+def test_defaults_are_the_five_connections_named_after_their_drivers(clean_env: pytest.MonkeyPatch) -> None:
+    settings = QueueSettings()
+    assert settings.driver == "redis"
+    assert sorted(settings.connections) == sorted(DEFAULT_CONNECTIONS)
+    for name, connection in settings.connections.items():
+        assert connection.driver == name
+        assert connection.queue == "default"
+        assert connection.result_backend is True
+    assert settings.connections["redis"].url_value == "redis://127.0.0.1:6379/0"
+    assert settings.connections["redis_stream"].url_value == "redis://127.0.0.1:6379/0"
+    assert settings.connections["rabbitmq"].url_value == "amqp://guest:guest@127.0.0.1:5672/"
+    assert settings.connections["nats"].url_value == "nats://127.0.0.1:4222"
+    assert settings.connections["memory"].url is None
+
+
+def test_queue_connection_is_an_alias_and_queue_driver_wins(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_CONNECTION", "nats")
+    assert QueueSettings().driver == "nats"
+    clean_env.setenv("QUEUE_DRIVER", "rabbitmq")
+    assert QueueSettings().driver == "rabbitmq"
+
+
+def test_seed_redis_variables_build_the_url(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("REDIS_HOST", "cache.internal")
+    clean_env.setenv("REDIS_PORT", "6380")
+    clean_env.setenv("REDIS_PASSWORD", "p@ss/word")
+    clean_env.setenv("REDIS_DB", "3")
+    url = QueueSettings().connections["redis"].url_value
+    assert url == "redis://:p%40ss%2Fword@cache.internal:6380/3"
+    clean_env.setenv("REDIS_URL", "redis://elsewhere:6390/1")
+    assert QueueSettings().connections["redis_stream"].url_value == "redis://elsewhere:6390/1"
+
+
+def test_broker_url_variables(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("RABBITMQ_URL", "amqp://u:p@rabbit:5673/vh")
+    clean_env.setenv("NATS_URL", "nats://nats.internal:4223")
+    settings = QueueSettings()
+    assert settings.connections["rabbitmq"].url_value == "amqp://u:p@rabbit:5673/vh"
+    assert settings.connections["nats"].url_value == "nats://nats.internal:4223"
+
+
+def test_one_nested_env_field_merges_into_the_defaults(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_CONNECTIONS__REDIS__URL", "redis://other:6379/2")
+    settings = QueueSettings()
+    redis = settings.connections["redis"]
+    assert redis.url_value == "redis://other:6379/2"
+    assert redis.driver == "redis" and redis.queue == "default" and redis.result_backend is True
+    assert sorted(settings.connections) == sorted(DEFAULT_CONNECTIONS)
+    assert settings.connections["redis_stream"].url_value == "redis://127.0.0.1:6379/0"
+
+
+def test_nested_options_merge_and_new_connections_get_driver_defaults(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_CONNECTIONS__NATS__OPTIONS__ACK_WAIT", "90")
+    clean_env.setenv("QUEUE_CONNECTIONS__TENANT_B__DRIVER", "rabbitmq")
+    clean_env.setenv("QUEUE_CONNECTIONS__TENANT_B__QUEUE", "tenant-b")
+    settings = QueueSettings()
+    assert settings.connections["nats"].options == {"ack_wait": "90"}
+    tenant = settings.connections["tenant_b"]
+    assert (tenant.driver, tenant.queue) == ("rabbitmq", "tenant-b")
+    assert tenant.url_value == "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def test_provider_config_overrides_env_and_merges(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_DRIVER", "nats")
+    clean_env.setenv("QUEUE_CONNECTIONS__REDIS__QUEUE", "from-env")
+    settings = load_settings({"driver": "memory", "connections": {"redis": {"url": "redis://cfg:6379/0"}}})
+    assert settings.driver == "memory"
+    assert settings.connections["redis"].url_value == "redis://cfg:6379/0"
+    assert settings.connections["redis"].queue == "from-env"
+
+
+def test_a_settings_subclass_is_used_as_given(clean_env: pytest.MonkeyPatch) -> None:
+    class QueueConfig(QueueSettings):
+        driver: str = "memory"
+
+    assert load_settings(QueueConfig()).driver == "memory"
+    clean_env.setenv("QUEUE_DRIVER", "nats")
+    assert load_settings(QueueConfig()).driver == "nats", "env still wins over a subclass's defaults"
+
+
+def test_invalid_settings_fail_with_one_message_and_no_secret(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_CONNECTIONS__REDIS__URL", "redis://:hunter2@127.0.0.1:6379/0")
+    clean_env.setenv("QUEUE_CONNECTIONS__REDIS__QUEUE", "has space")
+    clean_env.setenv("QUEUE_CONNECTIONS__REDIS__RESULT_BACKEND", "sometimes")
+    with pytest.raises(QueueConfigurationError) as caught:
+        QueueSettings()
+    message = str(caught.value)
+    assert "connections.redis.queue" in message
+    assert "connections.redis.result_backend" in message
+    assert "hunter2" not in message
+
+
+def test_unknown_top_level_field_is_an_error(clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(QueueConfigurationError, match="defualt"):
+        load_settings({"defualt": "redis"})
+
+
+def test_bad_redis_port_is_named(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("REDIS_PORT", "six-three-seven-nine")
+    with pytest.raises(QueueConfigurationError, match="REDIS_PORT"):
+        QueueSettings()
+
+
+def test_worker_variables_do_not_count_as_settings(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_APP", "bootstrap.application:app")
+    clean_env.setenv("QUEUE_WORKER_CONNECTION", "redis")
+    assert QueueSettings().driver == "redis"
+
+
+def test_repr_masks_passwords(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("RABBITMQ_URL", "amqp://admin:s3cr3t@rabbit:5672/")
+    clean_env.setenv("REDIS_PASSWORD", "hunter2")
+    settings = QueueSettings()
+    text = repr(settings) + str(settings) + repr(settings.connections["rabbitmq"])
+    assert "s3cr3t" not in text and "hunter2" not in text
+    assert "amqp://admin:***@rabbit:5672/" in text
+
+
+def test_config_of_the_wrong_type_is_named(clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(QueueConfigurationError, match="list"):
+        load_settings(["redis"])
