@@ -50,6 +50,7 @@ class RabbitMQBroker(AioPikaBroker):
                 await closable.close()
         self.write_conn = self.read_conn = None
         self.write_channel = self.read_channel = None
+        await self.result_backend.shutdown()
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:

@@ -62,7 +62,11 @@ class Connection:
         """Start the broker once (idempotent); an unreachable server raises BrokerUnreachableError."""
         async with self._lock:
             if not self._started:
-                await self.broker.startup()
+                try:
+                    await self.broker.startup()
+                except BaseException:
+                    self._started = False  # the startup event fired before the failure
+                    raise
 
     async def shutdown(self) -> None:
         async with self._lock:
