@@ -127,14 +127,3 @@ def test_seed_script_against_a_stopped_server_names_host_and_port() -> None:
     assert script.returncode != 0
     assert "BrokerUnreachableError" in script.stderr and "127.0.0.1:1" in script.stderr
     assert "hunter2" not in script.stderr + script.stdout
-
-
-def test_demo_prints_the_table_for_every_connection() -> None:
-    from tests.helpers import ROOT
-
-    demo = run_python("-m", "queue_manager.demo", "--jobs", "40", env={}, cwd=ROOT, timeout=240)
-    assert demo.returncode == 0, demo.stdout + demo.stderr
-    rows = {line.split()[0]: line.split() for line in demo.stdout.splitlines() if line[:1].isalpha()}
-    for name in ("memory", "redis", "redis_stream", "rabbitmq", "nats"):
-        assert name in rows, demo.stdout
-        assert rows[name][2:4] == ["40", "40"], demo.stdout
