@@ -9,21 +9,32 @@ nats-py keeps retrying a server that is down (about two minutes with its
 defaults) before it fails; startup first makes one quick attempt so an
 unreachable server is a clear error in seconds, then connects with unlimited
 reconnects so a running worker survives a server restart.
+
+Delays: JetStream 2.9 cannot hold a message back, so a delayed job is
+published at once with an ``eta`` header, and a worker that fetches it before
+it is due hands it back with ``nak(delay=remaining)``: the server redelivers it
+when due. The job stays in the stream meanwhile, so it survives worker
+restarts. A worker may serve several queues (one durable consumer each),
+polled in the order given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import nats
 from nats.errors import Error as NatsError
 from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
-from taskiq import AsyncBroker, BrokerMessage
+from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq.serializers import JSONSerializer
 from taskiq_nats import NATSObjectStoreResultBackend, PullBasedJetStreamBroker
 
+from drivers.delay import ETA_LABEL, eta_remaining, seconds_until_due
 from drivers.options import NatsOptions
 from drivers.reach import scrub, unreachable
 from drivers.spec import BrokerSpec
@@ -52,31 +63,45 @@ def connect_options(spec: BrokerSpec, options: NatsOptions) -> dict[str, Any]:
 
 class NatsQueueBroker(PullBasedJetStreamBroker):
     def __init__(self, spec: BrokerSpec, options: NatsOptions) -> None:
-        subject = f"{options.subject_prefix}.{spec.queue}"
-        durable = f"workers_{spec.queue}"
+        self.spec = spec
+        self.options = options
+        self.queues = [spec.queue]
         super().__init__(
             servers=str(spec.url),
-            subject=subject,
+            subject=self.subject_for(spec.queue),
             stream_name=options.stream,
-            durable=durable,
+            durable=self.durable_for(spec.queue),
             stream_config=StreamConfig(
                 name=options.stream,
                 subjects=[f"{options.subject_prefix}.>"],
                 retention=RetentionPolicy.WORK_QUEUE,
             ),
-            consumer_config=ConsumerConfig(
-                durable_name=durable,
-                filter_subject=subject,
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=options.ack_wait,
-            ),
             # A bounded fetch: cancelling an unbounded one at shutdown hangs the worker.
+            pull_consume_batch=options.fetch_batch,
             pull_consume_timeout=options.fetch_timeout,
             **connect_options(spec, options),
         )
-        self.spec = spec
-        self.options = options
+        self.subscriptions: list[Any] = []
+
+    def subject_for(self, queue: str) -> str:
+        return f"{self.options.subject_prefix}.{queue}"
+
+    @staticmethod
+    def durable_for(queue: str) -> str:
+        return f"workers_{queue}"
+
+    def consumer_config_for(self, queue: str) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable_for(queue),
+            filter_subject=self.subject_for(queue),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.options.ack_wait,
+        )
+
+    def listen_to(self, queues: Sequence[str]) -> None:
+        """Serve these queues, first one first (call before startup)."""
+        self.queues = list(queues)
 
     async def startup(self) -> None:
         await ping_with(self.spec, self.options)
@@ -85,10 +110,42 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
         except CONNECTION_ERRORS as error:
             raise unreachable(self.spec, error) from None
 
+    async def _startup_consumer(self) -> None:
+        self.subscriptions = []
+        for queue in self.queues:
+            config = self.consumer_config_for(queue)
+            await self.js.add_consumer(stream=self.options.stream, config=config)
+            subscription = await self.js.pull_subscribe(
+                subject=self.subject_for(queue), durable=self.durable_for(queue), config=config
+            )
+            self.subscriptions.append(subscription)
+        self.consumer = self.subscriptions[0]
+
     async def kick(self, message: BrokerMessage) -> None:
         queue = message.labels.get("queue_name")
-        subject = f"{self.options.subject_prefix}.{queue}" if queue else self.subject
-        await self.js.publish(subject, payload=message.message, headers=message.labels)
+        subject = self.subject_for(queue) if queue else self.subject
+        headers = {ETA_LABEL: str(message.labels[ETA_LABEL])} if seconds_until_due(message) else None
+        await self.js.publish(subject, payload=message.message, headers=headers)
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        timeout = self.pull_consume_timeout if len(self.subscriptions) == 1 else 0.2
+        while True:
+            for subscription in self.subscriptions:
+                try:
+                    fetched = await subscription.fetch(batch=self.pull_consume_batch, timeout=timeout)
+                except NatsTimeoutError:
+                    continue
+                except NatsError as error:
+                    logger.warning("Queue connection '%s' (nats) fetch failed: %s", self.spec.name, error)
+                    await asyncio.sleep(1)
+                    continue
+                for message in fetched:
+                    remaining = eta_remaining((message.headers or {}).get(ETA_LABEL))
+                    if remaining is not None:
+                        await message.nak(delay=remaining)
+                        continue
+                    yield AckableMessage(data=message.data, ack=message.ack)
+                break  # after a delivery, start again from the first (highest-priority) queue
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:

@@ -21,7 +21,9 @@ class RedisOptions(DriverOptions):
     prefix: str = Field("queues:", description="key prefix: queue 'default' lives in list 'queues:default'")
     result_prefix: str = Field("queues:results", description="key prefix of stored results")
     result_ttl: int | None = Field(86_400, gt=0, description="seconds a result is kept; None keeps it forever")
-    block_timeout: float = Field(5.0, gt=0, description="seconds one BRPOP waits before it is re-issued")
+    block_timeout: float = Field(
+        1.0, gt=0, description="seconds one BRPOP waits; due delayed jobs are moved at least this often"
+    )
     socket_connect_timeout: float = Field(5.0, gt=0)
     max_connections: int | None = Field(None, gt=0)
 
@@ -31,7 +33,7 @@ class RedisStreamOptions(RedisOptions):
 
     prefix: str = Field("queues:stream:", description="queue 'default' lives in stream 'queues:stream:default'")
     consumer_group: str = "workers"
-    block_ms: int = Field(2_000, gt=0, description="XREADGROUP block time")
+    block_ms: int = Field(1_000, gt=0, description="XREADGROUP block time; due delayed jobs move this often")
     idle_timeout_ms: int = Field(60_000, gt=0, description="a job unacknowledged this long is re-run")
     maxlen: int | None = Field(None, gt=0, description="approximate stream length cap; None = no cap")
 
@@ -49,6 +51,7 @@ class NatsOptions(DriverOptions):
     subject_prefix: str = "queues"
     ack_wait: float = Field(30.0, gt=0, description="seconds before an unacknowledged job is redelivered")
     fetch_timeout: float = Field(2.0, gt=0, description="seconds one pull request waits for jobs")
+    fetch_batch: int = Field(10, gt=0, description="jobs one pull request may return")
     result_bucket: str = "queue_results"
     connect_timeout: float = Field(5.0, gt=0)
 

@@ -1,21 +1,35 @@
-"""RabbitMQ driver: taskiq-aio-pika with a DIRECT exchange and durable queues.
+"""RabbitMQ driver: taskiq-aio-pika with a DIRECT exchange, durable queues and persistent messages.
 
 taskiq-aio-pika's default TOPIC exchange drops a job routed to a queue nobody
-declared without any error; a DIRECT exchange with declared queues lets the
-driver refuse an unknown queue at dispatch instead. Messages are persistent;
-a job is acknowledged after it ran, so a killed worker's job is delivered again.
+declared without any error, and with one queue configured it ignores the
+job's queue altogether. Here every job is routed by its queue name on a DIRECT
+exchange, the target queue is declared (durable) before the first job is sent
+to it, so the job waits there until a worker comes, and publishing is
+mandatory with publisher confirms: a job RabbitMQ cannot route is an error at
+dispatch, never a silent loss. A job is acknowledged after it ran, so a killed
+worker's job is delivered again.
+
+Delays use one small delay queue per (queue, delay in whole seconds): its
+``x-message-ttl`` is the delay and it dead-letters into the target queue. A
+queue-wide TTL keeps expiry in order (per-message TTLs only expire at the head
+of a queue, so a long delay would hold back a short one), the job stays in
+RabbitMQ while it waits, and no plugin is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Sequence
 from typing import Any
 
-from aio_pika import ExchangeType
+from aio_pika import DeliveryMode, ExchangeType, Message
+from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import AMQPConnectionError
-from taskiq import AsyncBroker
+from taskiq import AsyncBroker, BrokerMessage
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
+from drivers.delay import seconds_until_due
 from drivers.options import RabbitMQOptions
 from drivers.rabbitmq_results import RabbitMQResultBackend
 from drivers.reach import unreachable
@@ -26,16 +40,25 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (AMQPConnectionError, OSErr
 
 class RabbitMQBroker(AioPikaBroker):
     def __init__(self, spec: BrokerSpec, options: RabbitMQOptions) -> None:
-        queue_type = QueueType(options.queue_type)
+        self.queue_type = QueueType(options.queue_type)
         super().__init__(
             url=spec.url,
             qos=options.qos,
             exchange=Exchange(name=options.exchange, type=ExchangeType.DIRECT),
-            task_queues=[Queue(name=spec.queue, type=queue_type)],
-            dead_letter_queue=Queue(name=f"{options.exchange}.dead_letter", type=queue_type),
+            task_queues=[self._queue(spec.queue)],
+            dead_letter_queue=Queue(name=f"{options.exchange}.dead_letter", type=self.queue_type),
             timeout=options.connect_timeout,
         )
         self.spec = spec
+        self.exchange_name = options.exchange
+        self._declared: set[str] = set()
+
+    def _queue(self, name: str) -> Queue:
+        return Queue(name=name, type=self.queue_type)
+
+    def listen_to(self, queues: Sequence[str]) -> None:
+        """Consume these queues (call before startup)."""
+        self._task_queues = [self._queue(name) for name in queues]
 
     async def startup(self) -> None:
         try:
@@ -43,6 +66,7 @@ class RabbitMQBroker(AioPikaBroker):
         except CONNECTION_ERRORS as error:
             await self._close_quietly()
             raise unreachable(self.spec, error) from None
+        self._declared = {queue.name for queue in self._task_queues}
 
     async def _close_quietly(self) -> None:
         for closable in (self.write_conn, self.read_conn):
@@ -51,6 +75,63 @@ class RabbitMQBroker(AioPikaBroker):
         self.write_conn = self.read_conn = None
         self.write_channel = self.read_channel = None
         await self.result_backend.shutdown()
+
+    def _channel(self) -> AbstractChannel:
+        if self.write_channel is None:
+            raise RuntimeError(
+                f"Queue connection '{self.spec.name}' is not started: call `await broker.startup()` "
+                "(the web app's lifespan does it for you) before dispatching."
+            )
+        return self.write_channel
+
+    async def _ensure_queue(self, name: str) -> None:
+        """Declare a target queue once, bound like the worker's, so a job sent before any worker waits."""
+        if name in self._declared:
+            return
+        await self._declare_queues_named(self._channel(), [name])
+        self._declared.add(name)
+
+    async def _declare_queues_named(self, channel: AbstractChannel, names: Sequence[str]) -> None:
+        saved = self._task_queues
+        self._task_queues = [self._queue(name) for name in names]
+        try:
+            await self._declare_queues(channel)
+        finally:
+            self._task_queues = saved
+
+    async def _delay_queue_for(self, target: str, seconds: int) -> str:
+        name = f"{self.exchange_name}.delay.{target}.{seconds}s"
+        if name not in self._declared:
+            await self._channel().declare_queue(
+                name,
+                durable=True,
+                arguments={
+                    "x-queue-type": "classic",
+                    "x-message-ttl": seconds * 1000,
+                    "x-dead-letter-exchange": self.exchange_name,
+                    "x-dead-letter-routing-key": target,
+                    "x-expires": seconds * 1000 + 600_000,
+                },
+            )
+            self._declared.add(name)
+        return name
+
+    async def kick(self, message: BrokerMessage) -> None:
+        target = message.labels.get("queue_name") or self.spec.queue
+        await self._ensure_queue(target)
+        channel = self._channel()
+        amqp_message = Message(
+            body=message.message,
+            headers={"task_id": message.task_id, "task_name": message.task_name},
+            delivery_mode=DeliveryMode.PERSISTENT,
+        )
+        remaining = seconds_until_due(message)
+        if remaining is None:
+            exchange = await channel.get_exchange(self.exchange_name, ensure=False)
+            await exchange.publish(amqp_message, routing_key=target, mandatory=True)
+            return
+        delay_queue = await self._delay_queue_for(target, max(1, math.ceil(remaining)))
+        await channel.default_exchange.publish(amqp_message, routing_key=delay_queue, mandatory=True)
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:

@@ -8,13 +8,23 @@ lost connection is re-opened with backoff instead of crashing the worker.
 
 Delivery is at most once: BRPOP removes the job before it runs, so a job in
 a worker that is killed is lost.
+
+Delays work as in Laravel's Redis queue: a delayed job waits in a sorted set
+(``<list>:delayed``, scored by its due time) and every worker moves due jobs
+into the list with one atomic script, at most every ``MIGRATE_EVERY`` seconds
+and at least once per BRPOP timeout. The job lives in Redis while it waits, so
+it survives worker restarts, and no process besides the workers is needed.
+
+A worker may serve several queues: BRPOP takes the keys in the order given,
+so the first queue has strict priority, as Laravel's ``--queue=high,low``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -24,6 +34,7 @@ from taskiq import AsyncBroker, BrokerMessage
 from taskiq.serializers import JSONSerializer
 from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 
+from drivers.delay import ETA_LABEL, seconds_until_due
 from drivers.options import RedisOptions
 from drivers.reach import unreachable
 from drivers.spec import BrokerSpec
@@ -33,6 +44,46 @@ logger = logging.getLogger("queue_manager.drivers.redis")
 # Errors that mean "the server went away": the worker reconnects instead of dying.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 RECONNECT_BACKOFF = (0.2, 10.0)
+MIGRATE_EVERY = 0.5
+MIGRATE_BATCH = 100
+
+# KEYS: delayed zset, target. ARGV: now, batch. Moves due jobs to the target, oldest first.
+MIGRATE_DUE_TO_LIST = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for i = 1, #due do
+  redis.call('ZREM', KEYS[1], due[i])
+  redis.call('RPUSH', KEYS[2], due[i])
+end
+return #due
+"""
+
+
+def delayed_key(key: str) -> str:
+    return f"{key}:delayed"
+
+
+class DelayedJobs:
+    """Moves due jobs from each queue's ``:delayed`` sorted set into the queue, rate-limited."""
+
+    def __init__(self, script_source: str, extra_args: Sequence[str | int] = ()) -> None:
+        self.source = script_source
+        self.extra_args = list(extra_args)
+        self.last_run = 0.0
+
+    async def migrate(self, redis: Redis, keys: Sequence[str], force: bool = False) -> int:
+        now = time.time()
+        if not force and now - self.last_run < MIGRATE_EVERY:
+            return 0
+        self.last_run = now
+        script = redis.register_script(self.source)
+        moved = 0
+        for key in keys:
+            moved += int(await script(keys=[delayed_key(key), key], args=[now, MIGRATE_BATCH, *self.extra_args]))
+        return moved
+
+    @staticmethod
+    async def add(redis: Redis, key: str, message: BrokerMessage) -> None:
+        await redis.zadd(delayed_key(key), {message.message: float(message.labels[ETA_LABEL])})
 
 
 def connection_kwargs(options: RedisOptions, block_seconds: float) -> dict[str, Any]:
@@ -86,6 +137,12 @@ class RedisListBroker(ListQueueBroker):
         self.spec = spec
         self.prefix = options.prefix
         self.block_timeout = options.block_timeout
+        self.queues = [spec.queue]
+        self.delayed = DelayedJobs(MIGRATE_DUE_TO_LIST)
+
+    def listen_to(self, queues: Sequence[str]) -> None:
+        """Serve these queues, first one first (call before the worker starts listening)."""
+        self.queues = list(queues)
 
     def queue_key(self, queue: str | None) -> str:
         return self.prefix + queue if queue else self.queue_name
@@ -99,17 +156,22 @@ class RedisListBroker(ListQueueBroker):
         key = self.queue_key(message.labels.get("queue_name"))
         try:
             async with Redis(connection_pool=self.connection_pool) as redis:
-                await redis.lpush(key, message.message)  # type: ignore[misc]
+                if seconds_until_due(message) is None:
+                    await redis.lpush(key, message.message)  # type: ignore[misc]
+                else:
+                    await DelayedJobs.add(redis, key, message)
         except CONNECTION_ERRORS as error:
             raise unreachable(self.spec, error) from None
 
     async def listen(self) -> AsyncGenerator[bytes, None]:
         delay = RECONNECT_BACKOFF[0]
+        keys = [self.queue_key(queue) for queue in self.queues]
         while True:
             try:
                 async with Redis(connection_pool=self.connection_pool) as redis:
                     while True:
-                        popped = await redis.brpop([self.queue_name], timeout=self.block_timeout)  # type: ignore[misc]
+                        await self.delayed.migrate(redis, keys)
+                        popped = await redis.brpop(keys, timeout=self.block_timeout)  # type: ignore[misc]
                         delay = RECONNECT_BACKOFF[0]
                         if popped is not None:
                             yield cast(bytes, popped[1])

@@ -9,11 +9,16 @@ Differences from taskiq-redis's ``RedisStreamBroker`` defaults, and why:
 - the stream key differs from the list driver's (``queues:stream:<queue>``),
   so a ``redis`` and a ``redis_stream`` connection can share one server;
 - a lost connection is re-opened instead of killing the worker.
+
+Delayed jobs wait in a sorted set beside the stream (``<stream>:delayed``) and
+workers move due ones into the stream, as the list driver does. A worker may
+read several queues' streams at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -21,11 +26,13 @@ from redis.exceptions import ResponseError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
+from drivers.delay import seconds_until_due
 from drivers.options import RedisStreamOptions
 from drivers.reach import unreachable
 from drivers.redis import (
     CONNECTION_ERRORS,
     RECONNECT_BACKOFF,
+    DelayedJobs,
     check_reachable,
     connection_kwargs,
     ping_with,
@@ -33,6 +40,23 @@ from drivers.redis import (
     result_backend,
 )
 from drivers.spec import BrokerSpec
+
+# Stalled jobs (a killed worker's) are looked for at most this often, not after every read.
+CLAIM_EVERY = 1.0
+
+# KEYS: delayed zset, stream. ARGV: now, batch, maxlen (0 = none).
+MIGRATE_DUE_TO_STREAM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for i = 1, #due do
+  redis.call('ZREM', KEYS[1], due[i])
+  if tonumber(ARGV[3]) > 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'data', due[i])
+  else
+    redis.call('XADD', KEYS[2], '*', 'data', due[i])
+  end
+end
+return #due
+"""
 
 
 class RedisStreamQueueBroker(RedisStreamBroker):
@@ -50,6 +74,17 @@ class RedisStreamQueueBroker(RedisStreamBroker):
         )
         self.spec = spec
         self.prefix = options.prefix
+        self.delayed = DelayedJobs(MIGRATE_DUE_TO_STREAM, [options.maxlen or 0])
+        self.streams = [self.queue_name]
+
+    def listen_to(self, queues: Sequence[str]) -> None:
+        """Read these queues' streams (call before the worker starts listening)."""
+        self.streams = [self.stream_key(queue) for queue in queues]
+        self.queue_name = self.streams[0]
+
+    async def _declare_consumer_group(self) -> None:
+        self.additional_streams = {stream: ">" for stream in self.streams[1:]}
+        await super()._declare_consumer_group()
 
     def stream_key(self, queue: str | None) -> str:
         return self.prefix + queue if queue else self.queue_name
@@ -63,7 +98,10 @@ class RedisStreamQueueBroker(RedisStreamBroker):
         key = self.stream_key(message.labels.get("queue_name"))
         try:
             async with Redis(connection_pool=self.connection_pool) as redis:
-                await redis.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
+                if seconds_until_due(message) is None:
+                    await redis.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
+                else:
+                    await DelayedJobs.add(redis, key, message)
         except CONNECTION_ERRORS as error:
             raise unreachable(self.spec, error) from None
 
@@ -72,14 +110,16 @@ class RedisStreamQueueBroker(RedisStreamBroker):
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         delay = RECONNECT_BACKOFF[0]
+        last_claim = 0.0
         while True:
             try:
                 async with Redis(connection_pool=self.connection_pool) as redis:
                     while True:
+                        await self.delayed.migrate(redis, self.streams)
                         fetched: Any = await redis.xreadgroup(
                             self.consumer_group_name,
                             self.consumer_name,
-                            {self.queue_name: ">"},
+                            dict.fromkeys(self.streams, ">"),
                             block=self.block,
                             count=self.count,
                         )
@@ -87,16 +127,20 @@ class RedisStreamQueueBroker(RedisStreamBroker):
                         for stream, entries in fetched or []:
                             for msg_id, fields in entries:
                                 yield self._message(stream, msg_id, fields)
-                        claimed: Any = await redis.xautoclaim(
-                            self.queue_name,
-                            self.consumer_group_name,
-                            self.consumer_name,
-                            min_idle_time=self.idle_timeout,
-                            count=self.unacknowledged_batch_size,
-                        )
-                        for msg_id, fields in claimed[1]:
-                            if fields:
-                                yield self._message(self.queue_name, msg_id, fields)
+                        if time.monotonic() - last_claim < CLAIM_EVERY:
+                            continue
+                        last_claim = time.monotonic()
+                        for stream in self.streams:
+                            claimed: Any = await redis.xautoclaim(
+                                stream,
+                                self.consumer_group_name,
+                                self.consumer_name,
+                                min_idle_time=self.idle_timeout,
+                                count=self.unacknowledged_batch_size,
+                            )
+                            for msg_id, fields in claimed[1]:
+                                if fields:
+                                    yield self._message(stream, msg_id, fields)
             except ResponseError as error:
                 if "NOGROUP" not in str(error):
                     raise

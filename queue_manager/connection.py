@@ -9,6 +9,7 @@ from typing import Any
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask, TaskiqEvents, TaskiqState
 
 from drivers import BrokerSpec
+from queue_manager.dispatch import PendingDispatch
 
 Pinger = Callable[[BrokerSpec], Awaitable[None]]
 
@@ -77,13 +78,15 @@ class Connection:
         """Check the server answers (a short-lived connection); raises BrokerUnreachableError."""
         await self._pinger(self.spec)
 
-    async def dispatch(
-        self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any
-    ) -> AsyncTaskiqTask[Any]:
-        """Send ``task`` through this connection, whatever broker it was declared on."""
+    def dispatch(self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any) -> PendingDispatch:
+        """Send ``task`` through this connection, whatever broker it was declared on (await the result)."""
+        return PendingDispatch(task, args, kwargs, connection=self)
+
+    async def send(self, pending: PendingDispatch) -> AsyncTaskiqTask[Any]:
+        """Send a pending dispatch now, starting the connection on first use."""
         if not self._started:
             await self.startup()
-        return await task.kicker().with_broker(self.broker).kiq(*args, **kwargs)
+        return await pending.kicker(self).kiq(*pending.args, **pending.kwargs)
 
     def __repr__(self) -> str:
         return (

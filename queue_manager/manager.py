@@ -12,11 +12,13 @@ import logging
 from typing import Any
 
 from pydantic import ValidationError
-from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask
+from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask
 
 from drivers import DRIVERS, BrokerFactory, BrokerSpec, QueueConfigurationError, load_driver
 from drivers.errors import unknown_name_error
 from queue_manager.connection import Connection, Pinger
+from queue_manager.dispatch import PendingDispatch
+from queue_manager.retry import RetryMiddleware
 from queue_manager.settings import QueueSettings, describe_validation_error, load_settings, url_scheme
 
 logger = logging.getLogger("queue_manager")
@@ -85,6 +87,8 @@ class QueueManager:
                 f"The factory of queue driver '{settings.driver}' returned {type(broker).__name__}, "
                 "not a TaskIQ AsyncBroker."
             )
+        if not any(isinstance(m, RetryMiddleware) for m in broker.middlewares):
+            broker.add_middlewares(RetryMiddleware())
         return Connection(spec, broker, pinger)
 
     def _driver(self, driver: str) -> tuple[BrokerFactory, Pinger | None]:
@@ -106,11 +110,9 @@ class QueueManager:
             except Exception:  # one broker failing to close must not keep the others open
                 logger.exception("Queue connection '%s' failed to shut down", connection.name)
 
-    async def dispatch(
-        self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any
-    ) -> AsyncTaskiqTask[Any]:
-        """Dispatch on the default connection."""
-        return await self.connection().dispatch(task, *args, **kwargs)
+    def dispatch(self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any) -> PendingDispatch:
+        """Dispatch on the default connection (``Queue.dispatch(...)`` through the facade); await it."""
+        return PendingDispatch(task, args, kwargs).on_connection(self._default)
 
     # -- validation (at boot) ------------------------------------------------------------------
     def _check_connection_name(self, name: str) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 from fastapi_startkit.support import Provider
 
+from queue_manager.commands import QueueWorkCommand
+from queue_manager.context import use_manager
 from queue_manager.manager import QueueManager
 from queue_manager.settings import load_settings
 
@@ -37,6 +39,7 @@ class QueueProvider(Provider):
     def register(self) -> None:
         manager = QueueManager(load_settings(self.config or None))
         default = manager.connection()
+        use_manager(manager)
         self.app.bind("queue.manager", manager)
         self.app.bind("queue", manager)
         self.app.bind("queue.connection", default)
@@ -44,6 +47,7 @@ class QueueProvider(Provider):
 
     def boot(self) -> None:
         self.publishes({config_example(): "config/queue.py"})
+        self.commands([QueueWorkCommand])
         self._compose_lifespan()
 
     def _compose_lifespan(self) -> None:

@@ -65,6 +65,15 @@ ENV_URLS: dict[str, Callable[[], str]] = {
 }
 
 
+def queue_name_rule(value: str) -> str:
+    """Queue names become Redis keys, AMQP queue names and NATS subjects: keep them plain."""
+    if not value or len(value) > 200:
+        raise ValueError("a queue name must be 1 to 200 characters long")
+    if any(ch.isspace() for ch in value) or any(ch in value for ch in "*>"):
+        raise ValueError("a queue name may not contain spaces, '*' or '>'")
+    return value
+
+
 class ConnectionSettings(BaseModel):
     """One named connection. ``url`` is secret: repr and errors show it masked."""
 
@@ -79,9 +88,7 @@ class ConnectionSettings(BaseModel):
     @field_validator("queue")
     @classmethod
     def _plain_queue_name(cls, value: str) -> str:
-        if any(ch.isspace() for ch in value) or any(ch in value for ch in "*>"):
-            raise ValueError("a queue name may not contain spaces, '*' or '>'")
-        return value
+        return queue_name_rule(value)
 
     @property
     def url_value(self) -> str | None:

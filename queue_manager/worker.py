@@ -1,20 +1,24 @@
 """``taskiq worker queue_manager.worker:broker app.tasks``: a worker without a bootstrap/broker.py.
 
 The app named by ``QUEUE_APP`` (default ``bootstrap.application:app``) is
-booted on first access to ``broker``, and the broker of
-``QUEUE_WORKER_CONNECTION`` (default: the default connection) is handed to
-TaskIQ.
+booted on first access to ``broker``, and TaskIQ gets the broker of
+``QUEUE_WORKER_CONNECTION`` (default: the default connection), listening on
+``QUEUE_WORKER_QUEUES`` (comma-separated, first has priority; default: the
+connection's queue). ``queue:work`` sets these for you.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from taskiq import AsyncBroker
 
 from drivers import QueueConfigurationError
+from queue_manager.dispatch import check_queue_name
 
 DEFAULT_APP = "bootstrap.application:app"
 
@@ -22,6 +26,8 @@ DEFAULT_APP = "bootstrap.application:app"
 def load_app(path: str | None = None) -> Any:
     target = path or os.environ.get("QUEUE_APP") or DEFAULT_APP
     module_name, _, attribute = target.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
@@ -39,10 +45,34 @@ def load_app(path: str | None = None) -> Any:
         ) from None
 
 
-def worker_broker(connection: str | None = None) -> AsyncBroker:
+def parse_queues(value: str | Sequence[str] | None) -> list[str]:
+    names = value.split(",") if isinstance(value, str) else list(value or [])
+    queues = [check_queue_name(name.strip()) for name in names if name.strip()]
+    if len(set(queues)) != len(queues):
+        raise QueueConfigurationError(f"A queue is listed twice in {','.join(queues)!r}.")
+    return queues
+
+
+def serve_queues(broker: AsyncBroker, connection: str, queues: list[str]) -> None:
+    """Point a worker's broker at these queues, or say why its driver cannot."""
+    listen_to = getattr(broker, "listen_to", None)
+    if listen_to is None:
+        raise QueueConfigurationError(
+            f"Queue connection '{connection}' uses a custom driver whose broker has no listen_to(queues); "
+            "it can only serve its configured queue. Drop --queue / QUEUE_WORKER_QUEUES."
+        )
+    listen_to(queues)
+
+
+def worker_broker(connection: str | None = None, queues: str | Sequence[str] | None = None) -> AsyncBroker:
     app = load_app()
     manager = app.make("queue.manager")
-    broker: AsyncBroker = manager.connection(connection or os.environ.get("QUEUE_WORKER_CONNECTION") or None).broker
+    name = connection or os.environ.get("QUEUE_WORKER_CONNECTION") or None
+    conn = manager.connection(name)
+    wanted = parse_queues(queues if queues is not None else os.environ.get("QUEUE_WORKER_QUEUES"))
+    if wanted:
+        serve_queues(conn.broker, conn.name, wanted)
+    broker: AsyncBroker = conn.broker
     return broker
 
 

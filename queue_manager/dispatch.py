@@ -1,0 +1,115 @@
+"""Laravel-style dispatch: ``await dispatch(task, 42).on_connection("redis").on_queue("emails").delay(30)``.
+
+A ``PendingDispatch`` sends nothing until it is awaited, so the fluent calls
+can come in any order; awaiting it returns TaskIQ's task handle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Self
+
+from taskiq import AsyncTaskiqDecoratedTask, AsyncTaskiqTask
+from taskiq.kicker import AsyncKicker
+
+from drivers import QueueConfigurationError
+from drivers.delay import ETA_LABEL
+from queue_manager.context import current_manager
+from queue_manager.settings import queue_name_rule
+
+if TYPE_CHECKING:
+    from queue_manager.connection import Connection
+
+QUEUE_LABEL = "queue_name"
+Delay = float | int | timedelta | datetime
+
+
+def due_timestamp(when: Delay) -> float:
+    """Seconds, a timedelta or a datetime, as a Unix timestamp (naive datetimes are local time)."""
+    if isinstance(when, datetime):
+        return when.timestamp()
+    if isinstance(when, timedelta):
+        return time.time() + when.total_seconds()
+    if isinstance(when, int | float) and not isinstance(when, bool):
+        return time.time() + float(when)
+    raise TypeError(f"delay() takes seconds, a timedelta or a datetime, not {type(when).__name__}.")
+
+
+def check_queue_name(queue: str) -> str:
+    try:
+        return queue_name_rule(queue)
+    except (ValueError, TypeError) as error:
+        raise QueueConfigurationError(f"Invalid queue name {queue!r}: {error}.") from None
+
+
+class PendingDispatch:
+    def __init__(
+        self,
+        task: AsyncTaskiqDecoratedTask[Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        connection: Connection | None = None,
+    ) -> None:
+        if not isinstance(task, AsyncTaskiqDecoratedTask):
+            raise TypeError(f"dispatch() needs a task (a function decorated with @task or @broker.task), got {task!r}.")
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+        self.connection_name: str | None = None
+        self._connection = connection
+        self.labels: dict[str, Any] = {}
+
+    def on_connection(self, name: str) -> Self:
+        self.connection_name = name
+        self._connection = None
+        return self
+
+    def on_queue(self, queue: str) -> Self:
+        self.labels[QUEUE_LABEL] = check_queue_name(queue)
+        return self
+
+    def delay(self, when: Delay) -> Self:
+        self.labels[ETA_LABEL] = due_timestamp(when)
+        return self
+
+    def with_labels(self, **labels: Any) -> Self:
+        self.labels.update(labels)
+        return self
+
+    def resolve_connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = current_manager().connection(self.connection_name)
+        return self._connection
+
+    @property
+    def queue(self) -> str:
+        """The queue this job goes to: its own, else the task's, else the connection's."""
+        label = self.labels.get(QUEUE_LABEL) or self.task.labels.get(QUEUE_LABEL)
+        return str(label) if label else self.resolve_connection().queue
+
+    async def send(self) -> AsyncTaskiqTask[Any]:
+        connection = self.resolve_connection()
+        return await connection.send(self)
+
+    def kicker(self, connection: Connection) -> AsyncKicker[Any, Any]:
+        labels = {**self.task.labels, **self.labels}
+        return AsyncKicker(
+            task_name=self.task.task_name,
+            broker=connection.broker,
+            labels={key: value for key, value in labels.items() if value is not None},
+            return_type=self.task.return_type,
+        )
+
+    def __await__(self) -> Generator[Any, None, AsyncTaskiqTask[Any]]:
+        return self.send().__await__()
+
+    def __repr__(self) -> str:
+        where = self.connection_name or (self._connection.name if self._connection else "default")
+        return f"<PendingDispatch {self.task.task_name} connection={where!r} labels={self.labels!r}>"
+
+
+def dispatch(task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any) -> PendingDispatch:
+    """Dispatch ``task`` on the default connection; chain ``on_connection/on_queue/delay`` before awaiting."""
+    return PendingDispatch(task, args, kwargs)

@@ -1,0 +1,85 @@
+"""Retries that really wait: ``retries=3`` means up to three retries after the first attempt.
+
+TaskIQ's retry middlewares re-send at once on Redis and NATS (their delay only
+works where the broker honours a ``delay`` label) and count ``max_retries``
+as total attempts. Here a failed job is sent again, with the same task id,
+carrying an ``eta`` label that every driver honours, so the backoff is waited
+on every broker and ``wait_result`` on the original handle sees the final
+outcome. A job that exhausts its retries is logged with its id, task name and
+last error, and its error becomes the result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+from taskiq.exceptions import NoResultError
+
+from drivers import QueueConfigurationError
+from drivers.delay import ETA_LABEL
+
+logger = logging.getLogger("queue_manager.retry")
+
+ATTEMPT_LABEL = "attempt"
+
+
+def parse_backoff(value: Any) -> list[float]:
+    """Seconds, a list of seconds (one per retry; the last repeats), or the same as a JSON string."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise QueueConfigurationError(f"backoff must be seconds or a list of seconds, got {value!r}.") from None
+    values = list(value) if isinstance(value, Sequence) else [value]
+    if not values or any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in values):
+        raise QueueConfigurationError(f"backoff must be seconds >= 0 or a non-empty list of them, got {value!r}.")
+    return [float(v) for v in values]
+
+
+def backoff_for(backoff: list[float], retry_index: int) -> float:
+    return backoff[min(retry_index, len(backoff) - 1)]
+
+
+class RetryMiddleware(TaskiqMiddleware):
+    def _policy(self, message: TaskiqMessage) -> tuple[int, list[float]]:
+        task = self.broker.find_task(message.task_name)
+        declared = task.labels if task is not None else {}
+        retries = message.labels.get("retries", declared.get("retries", 0))
+        backoff = declared.get("backoff", message.labels.get("backoff", 0))
+        return int(retries or 0), parse_backoff(backoff if backoff is not None else 0)
+
+    async def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
+        retries, backoff = self._policy(message)
+        if retries <= 0:
+            return
+        done = int(message.labels.get(ATTEMPT_LABEL, 0))
+        if done >= retries:
+            logger.error(
+                "Job %s (%s) failed after %d attempts; giving up. Last error: %s: %s",
+                message.task_id,
+                message.task_name,
+                done + 1,
+                type(exception).__name__,
+                exception,
+            )
+            return
+        wait = backoff_for(backoff, done)
+        labels = {**message.labels, ATTEMPT_LABEL: done + 1, ETA_LABEL: time.time() + wait}
+        retry = message.model_copy(update={"labels": labels})
+        await self.broker.kick(self.broker.formatter.dumps(retry))
+        logger.warning(
+            "Job %s (%s) failed (attempt %d of %d): %s: %s; retrying in %.1fs",
+            message.task_id,
+            message.task_name,
+            done + 1,
+            retries + 1,
+            type(exception).__name__,
+            exception,
+            wait,
+        )
+        result.error = NoResultError()  # the handle waits for the retry's result instead

@@ -1,0 +1,102 @@
+"""``@task``: a job that belongs to no broker, so any connection can send it and any worker can run it.
+
+It is registered in TaskIQ's shared (global) task registry; ``.kiq()`` sends
+it through the default connection, ``dispatch(t).on_connection(...)`` or
+``manager.connection(name).dispatch(t)`` through any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar, overload
+
+from taskiq import AsyncTaskiqDecoratedTask, AsyncTaskiqTask
+from taskiq.brokers.shared_broker import AsyncSharedBroker
+from taskiq.kicker import AsyncKicker
+
+from drivers import QueueConfigurationError
+from queue_manager.context import current_manager
+from queue_manager.dispatch import QUEUE_LABEL, PendingDispatch, check_queue_name
+from queue_manager.retry import parse_backoff
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class QueueTask(AsyncTaskiqDecoratedTask[P, R]):
+    """A shared task whose default broker is the default queue connection, looked up when sent."""
+
+    def kicker(self) -> AsyncKicker[P, R]:
+        connection = current_manager().connection()
+        return AsyncKicker(self.task_name, connection.broker, dict(self.labels), self.return_type)
+
+    async def kiq(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskiqTask[R]:  # type: ignore[override]
+        return await PendingDispatch(self, args, kwargs)
+
+    def dispatch(self, *args: P.args, **kwargs: P.kwargs) -> PendingDispatch:
+        """Laravel's ``SendEmail::dispatch(...)``: chain options, then await."""
+        return PendingDispatch(self, args, kwargs)
+
+
+class _TaskRegistry(AsyncSharedBroker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.decorator_class = QueueTask
+
+
+registry = _TaskRegistry()
+
+
+def task_labels(
+    queue: str | None, retries: int | None, backoff: float | Sequence[float] | None, timeout: float | None
+) -> dict[str, Any]:
+    """Check the decorator's arguments when the module is imported, not when a job fails."""
+    labels: dict[str, Any] = {}
+    if queue is not None:
+        labels[QUEUE_LABEL] = check_queue_name(queue)
+    if retries is not None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise QueueConfigurationError(f"@task(retries=...) must be a whole number >= 0, got {retries!r}.")
+        labels["retries"] = retries
+    if backoff is not None:
+        parse_backoff(backoff)
+        labels["backoff"] = list(backoff) if isinstance(backoff, Sequence) else backoff
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise QueueConfigurationError(f"@task(timeout=...) must be seconds > 0, got {timeout!r}.")
+        labels["timeout"] = timeout
+    return labels
+
+
+@overload
+def task(func: Callable[P, R], /) -> QueueTask[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    retries: int | None = None,
+    backoff: float | Sequence[float] | None = None,
+    timeout: float | None = None,
+    **labels: Any,
+) -> Callable[[Callable[P, R]], QueueTask[P, R]]: ...
+
+
+def task(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    retries: int | None = None,
+    backoff: float | Sequence[float] | None = None,
+    timeout: float | None = None,
+    **labels: Any,
+) -> Any:
+    """Declare a job. ``retries``: retries after the first attempt; ``backoff``: seconds, or one per retry;
+    ``timeout``: seconds an async job may run; ``queue``: its default queue."""
+    all_labels = {**labels, **task_labels(queue, retries, backoff, timeout)}
+    decorator = registry.task(task_name=name, **all_labels)
+    return decorator(func) if func is not None else decorator
