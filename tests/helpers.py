@@ -50,19 +50,28 @@ def run_python(
 
 
 class WorkerProcess:
-    """A real ``taskiq worker`` started in its own process group, stopped (or killed) by the test."""
+    """A real worker process (``taskiq worker`` or ``artisan queue:work``) in its own process group."""
 
-    def __init__(self, *args: str, env: Mapping[str, str], cwd: Path = SEED_APP, log: Path) -> None:
+    def __init__(
+        self, *args: str, env: Mapping[str, str], cwd: Path = SEED_APP, log: Path, command: list[str] | None = None
+    ) -> None:
         self.log = log
-        self.handle = log.open("wb")
+        self.handle = log.open("ab")
+        argv = command or [PYTHON, "-m", "taskiq", "worker", *args, "--wait-tasks-timeout", "5"]
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "taskiq", "worker", *args, "--wait-tasks-timeout", "5"],
+            argv,
             cwd=cwd,
             env=clean_environ(env),
             stdout=self.handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown, no acknowledgements."""
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -87,6 +96,16 @@ class WorkerProcess:
 @contextmanager
 def worker(*args: str, env: Mapping[str, str], log: Path, cwd: Path = SEED_APP) -> Iterator[WorkerProcess]:
     process = WorkerProcess(*args, env=env, cwd=cwd, log=log)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@contextmanager
+def queue_work(*args: str, env: Mapping[str, str], log: Path, cwd: Path = SEED_APP) -> Iterator[WorkerProcess]:
+    """``python artisan queue:work ARGS`` (it execs a taskiq worker), stopped at the end."""
+    process = WorkerProcess(env=env, cwd=cwd, log=log, command=[PYTHON, "artisan", "queue:work", *args])
     try:
         yield process
     finally:
@@ -135,3 +154,28 @@ async def cleanup_queue(driver: str, queue: str) -> None:
 
 def cleanup(driver: str, queue: str) -> None:
     asyncio.run(cleanup_queue(driver, queue))
+
+
+def dispatch_jobs(
+    specs: list[dict],
+    env: Mapping[str, str],
+    wait: bool = True,  # type: ignore[type-arg]
+    timeout: float = 90,
+) -> list[dict]:  # type: ignore[type-arg]
+    """Run tests/app/dispatch_jobs.py: dispatch as a Laravel user would, return what came back."""
+    import json
+
+    args = [json.dumps(specs), *(["--wait"] if wait else [])]
+    done = run_python("dispatch_jobs.py", *args, env=env, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().split("\n")[:-1] if path.exists() else []
+
+
+def ran_jobs(record_dir: Path) -> dict[int, tuple[float, str]]:
+    """job id -> (time it ran, connection that ran it), from app.jobs.remember's record."""
+    rows = (line.split() for line in lines(record_dir / "ran"))
+    return {int(job): (float(at), where) for job, at, where in rows}

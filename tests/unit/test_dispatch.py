@@ -1,0 +1,143 @@
+"""task/dispatch on the memory connection: in-process, no server. Real brokers are in tests/e2e."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from queue_manager import PendingDispatch, QueueConfigurationError, dispatch, task
+from queue_manager.dispatch import due_timestamp
+
+CALLS: list[tuple[str, float]] = []
+
+
+@task
+async def greet(name: str) -> str:
+    CALLS.append((name, time.time()))
+    return f"hello {name}"
+
+
+ATTEMPTS: list[float] = []
+
+
+@task(retries=2, backoff=[0.2, 0.3])
+async def wobbly() -> str:
+    ATTEMPTS.append(time.time())
+    if len(ATTEMPTS) < 3:
+        raise RuntimeError("not yet")
+    return "done"
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Any]) -> Any:
+    CALLS.clear()
+    ATTEMPTS.clear()
+    return make_app(QUEUE_DRIVER="memory")
+
+
+async def test_kiq_and_dispatch_go_to_the_default_connection(app: Any) -> None:
+    handle = await greet.kiq("ada")
+    assert (await handle.wait_result(timeout=5)).return_value == "hello ada"
+    handle = await dispatch(greet, "bob")
+    assert (await handle.wait_result(timeout=5)).return_value == "hello bob"
+    handle = await greet.dispatch("cy")
+    assert (await handle.wait_result(timeout=5)).return_value == "hello cy"
+    assert [name for name, _ in CALLS] == ["ada", "bob", "cy"]
+
+
+async def test_connection_dispatch_and_the_facade(app: Any) -> None:
+    from fastapi_startkit.facades import Queue
+
+    connection = app.make("queue.manager").connection("memory")
+    handle = await connection.dispatch(greet, "dee")
+    assert (await handle.wait_result(timeout=5)).return_value == "hello dee"
+    handle = await Queue.dispatch(greet, "eve")
+    assert (await handle.wait_result(timeout=5)).return_value == "hello eve"
+
+
+async def test_seed_style_broker_tasks_can_be_dispatched_too(app: Any) -> None:
+    broker = app.make("broker")
+
+    @broker.task
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    assert (await (await add.kiq(1, 2)).wait_result(timeout=5)).return_value == 3
+    assert (await (await dispatch(add, 2, 3)).wait_result(timeout=5)).return_value == 5
+
+
+async def test_delay_takes_seconds_timedelta_and_datetime(app: Any) -> None:
+    started = time.time()
+    handles = [
+        await dispatch(greet, "s").delay(0.3),
+        await dispatch(greet, "t").delay(timedelta(seconds=0.3)),
+        await dispatch(greet, "d").delay(datetime.now() + timedelta(seconds=0.3)),
+    ]
+    assert CALLS == [], "nothing runs before it is due"
+    for handle in handles:
+        await handle.wait_result(timeout=5)
+    assert sorted(name for name, _ in CALLS) == ["d", "s", "t"]
+    assert all(at - started >= 0.25 for _, at in CALLS)
+
+
+async def test_retries_wait_their_backoff_in_memory_too(app: Any) -> None:
+    result = await (await wobbly.kiq()).wait_result(timeout=5)
+    assert result.return_value == "done"
+    assert len(ATTEMPTS) == 3
+    assert ATTEMPTS[1] - ATTEMPTS[0] >= 0.15 and ATTEMPTS[2] - ATTEMPTS[1] >= 0.25
+
+
+async def test_unknown_connection_in_dispatch_is_a_clear_error(app: Any) -> None:
+    with pytest.raises(QueueConfigurationError, match="Did you mean 'memory'"):
+        await dispatch(greet, "x").on_connection("memroy")
+
+
+def test_bad_dispatch_arguments_are_clear_errors(app: Any) -> None:
+    with pytest.raises(QueueConfigurationError, match="Invalid queue name"):
+        dispatch(greet, "x").on_queue("has space")
+    with pytest.raises(TypeError, match="seconds, a timedelta or a datetime"):
+        dispatch(greet, "x").delay("soon")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="needs a task"):
+        dispatch(print, "x")  # type: ignore[arg-type]
+
+
+def test_pending_dispatch_is_fluent_and_sends_nothing_until_awaited(app: Any) -> None:
+    pending = dispatch(greet, "x").on_connection("redis").on_queue("emails").delay(30)
+    assert isinstance(pending, PendingDispatch)
+    assert pending.connection_name == "redis" and pending.labels["queue_name"] == "emails"
+    assert pending.labels["eta"] == pytest.approx(time.time() + 30, abs=1)
+    assert not app.make("queue.manager").connected("redis")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"retries": -1}, "retries"),
+        ({"retries": 1.5}, "retries"),
+        ({"backoff": "soon"}, "backoff"),
+        ({"backoff": []}, "backoff"),
+        ({"backoff": [1, -2]}, "backoff"),
+        ({"timeout": 0}, "timeout"),
+        ({"queue": "a b"}, "queue name"),
+    ],
+)
+def test_task_options_are_checked_when_declared(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(QueueConfigurationError, match=message):
+
+        @task(**kwargs)
+        async def job() -> None:
+            return None
+
+
+def test_due_timestamp() -> None:
+    now = time.time()
+    assert due_timestamp(10) == pytest.approx(now + 10, abs=0.5)
+    assert due_timestamp(timedelta(minutes=1)) == pytest.approx(now + 60, abs=0.5)
+    moment = datetime(2030, 1, 1, 12, 0, 0)
+    assert due_timestamp(moment) == moment.timestamp()
+    with pytest.raises(TypeError):
+        due_timestamp(True)
