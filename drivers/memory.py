@@ -1,7 +1,10 @@
 """In-memory driver: TaskIQ's ``InMemoryBroker``, for tests and local runs with no server.
 
-A job runs inside the process that dispatched it; there is no worker process
-and nothing survives the process. A delayed job is scheduled on the event
+A job runs inside the process that dispatched it, before ``kiq()`` returns
+(``await_inplace``), so a test sees its effects at once; there is no worker
+process and nothing survives the process. Dispatching a task this process
+never imported raises ``UnknownTaskError`` at once, where a real worker would
+log it and drop the job. A delayed job is scheduled on the event
 loop and runs when due.
 """
 
@@ -11,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 
 from taskiq import AsyncBroker, BrokerMessage, InMemoryBroker
+from taskiq.exceptions import UnknownTaskError
 
 from drivers.delay import seconds_until_due
 from drivers.options import MemoryOptions
@@ -20,20 +24,23 @@ from drivers.spec import BrokerSpec
 class MemoryBroker(InMemoryBroker):
     def __init__(self, options: MemoryOptions) -> None:
         # TaskIQ keeps only 100 results by default: a batch of 101 jobs loses the first result.
-        super().__init__(max_stored_results=options.max_stored_results)
+        super().__init__(max_stored_results=options.max_stored_results, await_inplace=options.await_inplace)
         self._delayed: set[asyncio.Task[None]] = set()
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Queues mean nothing in memory: every job runs where it was dispatched."""
 
     async def kick(self, message: BrokerMessage) -> None:
+        if self.find_task(message.task_name) is None:
+            raise UnknownTaskError(
+                task_name=f"{message.task_name!r} is not known in this process. The memory driver runs jobs "
+                "in-process, so the module that declares the task must be imported before you dispatch it "
+                "(a real worker that never imported it would log an error and drop the job)"
+            )
         remaining = seconds_until_due(message)
         if remaining is None:
             await super().kick(message)
             return
-        # Unknown tasks fail at dispatch, delayed or not.
-        if self.find_task(message.task_name) is None:
-            await super().kick(message)
         task = asyncio.create_task(self._kick_later(remaining, message))
         self._delayed.add(task)
         task.add_done_callback(self._delayed.discard)

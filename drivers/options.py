@@ -57,6 +57,9 @@ class NatsOptions(DriverOptions):
 
 
 class MemoryOptions(DriverOptions):
+    await_inplace: bool = Field(
+        True, description="run each job before dispatch returns (tests see its effects at once)"
+    )
     max_stored_results: int = Field(
         10_000, ge=-1, description="results kept in memory (oldest dropped first); -1 keeps all"
     )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask, TaskiqEvents, TaskiqState
 
 from drivers import BrokerSpec
 from queue_manager.dispatch import PendingDispatch
+
+if TYPE_CHECKING:
+    from queue_manager.testing.fake import QueueFake
 
 Pinger = Callable[[BrokerSpec], Awaitable[None]]
 
@@ -32,6 +35,7 @@ class Connection:
         self._pinger = pinger or _no_ping
         self._started = False
         self._lock = asyncio.Lock()
+        self.faked_by: QueueFake | None = None
         for event in (TaskiqEvents.CLIENT_STARTUP, TaskiqEvents.WORKER_STARTUP):
             broker.add_event_handler(event, self._mark(True))
         for event in (TaskiqEvents.CLIENT_SHUTDOWN, TaskiqEvents.WORKER_SHUTDOWN):
@@ -84,7 +88,8 @@ class Connection:
 
     async def send(self, pending: PendingDispatch) -> AsyncTaskiqTask[Any]:
         """Send a pending dispatch now, starting the connection on first use."""
-        if not self._started:
+        faked = self.faked_by is not None and self.faked_by.covers(self.name, pending.task.task_name)
+        if not self._started and not faked:
             await self.startup()
         return await pending.kicker(self).kiq(*pending.args, **pending.kwargs)
 

@@ -9,7 +9,8 @@ imported when its connection is first asked for.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask
@@ -19,6 +20,9 @@ from drivers.errors import unknown_name_error
 from queue_manager.connection import Connection, Pinger
 from queue_manager.dispatch import PendingDispatch
 from queue_manager.retry import RetryMiddleware
+
+if TYPE_CHECKING:
+    from queue_manager.testing.fake import QueueFake, TaskRef
 from queue_manager.settings import QueueSettings, describe_validation_error, load_settings, url_scheme
 
 logger = logging.getLogger("queue_manager")
@@ -30,6 +34,7 @@ class QueueManager:
         self._custom: dict[str, BrokerFactory] = dict(self.settings.drivers)
         self._connections: dict[str, Connection] = {}
         self._default = self.settings.driver
+        self._fake: QueueFake | None = None
         self.validate()
 
     # -- names ---------------------------------------------------------------------------------
@@ -47,7 +52,7 @@ class QueueManager:
         return self._default
 
     def set_default_driver(self, name: str) -> None:
-        self._check_connection_name(name)
+        self.check_connection_name(name)
         self._default = name
 
     def extend(self, driver: str, factory: BrokerFactory) -> None:
@@ -68,9 +73,11 @@ class QueueManager:
             return self._connections[key]
         except KeyError:
             pass
-        self._check_connection_name(key)
+        self.check_connection_name(key)
         connection = self._resolve(key)
         self._connections[key] = connection
+        if self._fake is not None:
+            self._fake.install(connection)
         return connection
 
     @property
@@ -97,6 +104,37 @@ class QueueManager:
         module = load_driver(driver)
         return module.build, module.ping
 
+    # -- testing -------------------------------------------------------------------------------
+    def fake(self, tasks: Iterable[TaskRef] | None = None, connections: Iterable[str] | None = None) -> QueueFake:
+        """Laravel's ``Queue::fake()``: record dispatches instead of sending them (use as a context manager
+        to restore the real connections). ``tasks``/``connections`` limit what is faked."""
+        from queue_manager.testing.fake import QueueFake
+
+        if self._fake is not None:
+            self._fake.restore()
+        fake = QueueFake(self, tasks, connections)
+        self._fake = fake
+        for connection in self._connections.values():
+            fake.install(connection)
+        return fake
+
+    def stop_faking(self, fake: QueueFake) -> None:
+        if self._fake is fake:
+            self._fake = None
+
+    @property
+    def faking(self) -> QueueFake | None:
+        return self._fake
+
+    def __getattr__(self, name: str) -> Any:
+        """While faking, ``Queue.assert_pushed(...)`` (the facade) reaches the fake."""
+        if name.startswith(("assert_", "pushed")):
+            fake = self.__dict__.get("_fake")
+            if fake is None:
+                raise AttributeError(f"QueueManager.{name} exists only while faking: call manager.fake() first.")
+            return getattr(fake, name)
+        raise AttributeError(name)
+
     # -- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
         """Start every resolved connection (the web process's lifespan calls this)."""
@@ -115,7 +153,7 @@ class QueueManager:
         return PendingDispatch(task, args, kwargs).on_connection(self._default)
 
     # -- validation (at boot) ------------------------------------------------------------------
-    def _check_connection_name(self, name: str) -> None:
+    def check_connection_name(self, name: str) -> None:
         if name not in self.settings.connections:
             raise unknown_name_error(
                 "connection",
@@ -127,7 +165,7 @@ class QueueManager:
 
     def validate(self) -> None:
         """Check every connection now, so a bad setting fails at boot instead of at first dispatch."""
-        self._check_connection_name(self._default)
+        self.check_connection_name(self._default)
         for name, settings in self.settings.connections.items():
             self._validate_connection(name, settings.spec(name))
 

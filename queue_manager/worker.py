@@ -10,6 +10,7 @@ connection's queue). ``queue:work`` sets these for you.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -64,7 +65,22 @@ def serve_queues(broker: AsyncBroker, connection: str, queues: list[str]) -> Non
     listen_to(queues)
 
 
+class UnknownTaskIsAnError(logging.Filter):
+    """TaskIQ drops a job whose task this worker never imported with a mere warning; make it an error
+    that says how to fix it (the memory driver raises at dispatch instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith('task "%s" is not found'):
+            record.levelno, record.levelname = logging.ERROR, "ERROR"
+            record.msg = (
+                'Dropped a job of unknown task "%s": this worker never imported it. Add its module to '
+                "`queue:work --tasks=...` (or to the module list of `taskiq worker`)."
+            )
+        return True
+
+
 def worker_broker(connection: str | None = None, queues: str | Sequence[str] | None = None) -> AsyncBroker:
+    logging.getLogger("taskiq.receiver.receiver").addFilter(UnknownTaskIsAnError())
     app = load_app()
     manager = app.make("queue.manager")
     name = connection or os.environ.get("QUEUE_WORKER_CONNECTION") or None

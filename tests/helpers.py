@@ -26,7 +26,14 @@ def unique(prefix: str = "t") -> str:
 
 def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process's env without any queue/broker variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIXES)}
+    # Without PYTEST_CURRENT_TEST (and the APP_ENV=testing our pytest plugin sets) a child app is not in
+    # fastapi-startkit's "testing" env, so the seed app's .env.testing (QUEUE_DRIVER=memory, for its own
+    # example tests) does not apply.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(ENV_PREFIXES) and k not in ("PYTEST_CURRENT_TEST", "APP_ENV")
+    }
     env.update(extra or {})
     return env
 

@@ -1,0 +1,83 @@
+"""pytest plugin, registered through the ``pytest11`` entry point: installing the package is enough.
+
+Fixtures:
+- ``queue_app``: your app (``QUEUE_APP``, default ``bootstrap.application:app``), checked to run its
+  default connection on the memory driver; without such a module, a bare app on the memory driver.
+- ``queue``: its ``QueueManager``.
+- ``queue_fake``: ``queue.fake()`` for the test, restored afterwards.
+
+It also sets ``APP_ENV=testing`` (when unset) so an app imported at collection
+time loads ``.env.testing`` as it would inside a test.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from drivers import QueueConfigurationError
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """fastapi-startkit switches to its "testing" env (and .env.testing) only while a test runs, but
+    apps are usually imported while tests are collected: make collection count as testing too."""
+    os.environ.setdefault("APP_ENV", "testing")
+
+
+def _bare_app() -> Any:
+    from fastapi_startkit import Application
+
+    from queue_manager.provider import QueueProvider
+
+    return Application(
+        base_path=tempfile.mkdtemp(prefix="queue-test-"), providers=[(QueueProvider, {"driver": "memory"})]
+    )
+
+
+def check_memory_app(app: Any) -> Any:
+    connection = app.make("queue.manager").connection()
+    if connection.driver != "memory":
+        pytest.fail(
+            f"queue_app: your app's default queue connection is '{connection.name}' (driver {connection.driver}), "
+            "so jobs would go to a real broker. Put QUEUE_DRIVER=memory in .env.testing (fastapi-startkit "
+            "loads it under pytest): jobs then run in-process, with no server.",
+            pytrace=False,
+        )
+    return app
+
+
+@pytest.fixture
+def queue_app() -> Any:
+    from queue_manager.worker import load_app
+
+    try:
+        app = load_app()
+    except QueueConfigurationError:
+        return _bare_app()
+    return check_memory_app(app)
+
+
+@pytest.fixture
+def queue(queue_app: Any) -> Any:
+    return queue_app.make("queue.manager")
+
+
+@pytest.fixture
+def queue_fake(queue: Any) -> Iterator[Any]:
+    with queue.fake() as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def _restore_forgotten_queue_fake() -> Iterator[None]:
+    """A test that called manager.fake() without restoring it must not fake the next test's queue."""
+    yield
+    from queue_manager import context
+
+    manager = context._current
+    if manager is not None and manager.faking is not None:
+        manager.faking.restore()

@@ -1,0 +1,40 @@
+"""Testing support as an app sees it: the plugin from the entry point, .env.testing, and worker errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SEED_APP, cleanup, queue_env, run_python, unique, wait_for, worker
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_readme_example_test_file_passes_in_an_app() -> None:
+    """tests/app/tests/test_queue_example.py is the README's example; pytest finds our fixtures by entry point."""
+    done = run_python("-m", "pytest", "tests/test_queue_example.py", "-q", "-p", "no:cacheprovider", env={})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+
+
+def test_readme_shows_the_example_test_file() -> None:
+    from tests.helpers import ROOT
+
+    example = (SEED_APP / "tests" / "test_queue_example.py").read_text()
+    assert example.strip() in (ROOT / "README.md").read_text()
+
+
+def test_a_real_worker_that_never_imported_a_task_says_so_as_an_error(tmp_path: Path) -> None:
+    queue = unique()
+    env = queue_env("redis", queue, RECORD_DIR=str(tmp_path), QUEUE_APP="bootstrap.application:app")
+    try:
+        # This worker imports app.tasks only; app.jobs:remember is unknown to it.
+        with worker("queue_manager.worker:broker", "app.tasks", env=env, log=tmp_path / "w.log") as process:
+            done = run_python("dispatch_jobs.py", '[{"task": "remember", "args": [1]}]', env=env)
+            assert done.returncode == 0, done.stderr
+            assert wait_for(lambda: "unknown task" in process.output(), timeout=30), process.output()
+            line = next(x for x in process.output().splitlines() if "unknown task" in x)
+        assert "ERROR" in line and "app.jobs:remember" in line and "--tasks" in line
+    finally:
+        cleanup("redis", queue)
