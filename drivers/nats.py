@@ -16,32 +16,47 @@ it is due hands it back with ``nak(delay=remaining)``: the server redelivers it
 when due. The job stays in the stream meanwhile, so it survives worker
 restarts. A worker may serve several queues (one durable consumer each),
 polled in the order given.
+
+A job that runs longer than ``ack_wait`` is not handed to a second worker
+while it still runs: from delivery until it is acknowledged the worker sends
+an in-progress signal every ``ack_wait / 3`` seconds. If the worker dies, the
+signals stop and the job is redelivered ``ack_wait`` seconds later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
 import nats
+from nats.errors import ConnectionClosedError, NoServersError
 from nats.errors import Error as NatsError
-from nats.errors import NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
+from nats.js.errors import BadRequestError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq.serializers import JSONSerializer
 from taskiq_nats import NATSObjectStoreResultBackend, PullBasedJetStreamBroker
 
 from drivers.delay import ETA_LABEL, eta_remaining, seconds_until_due
+from drivers.errors import QueueConfigurationError
 from drivers.options import NatsOptions
 from drivers.reach import scrub, unreachable
 from drivers.spec import BrokerSpec
 
 logger = logging.getLogger("queue_manager.drivers.nats")
 
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (NoServersError, NatsError, OSError, TimeoutError)
+STREAM_NAME_IN_USE = 10058  # JetStream: a stream of that name exists with another configuration
+# Only failures to reach the server: a JetStream API error (a config conflict) must not read as "unreachable".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    NoServersError,
+    ConnectionClosedError,
+    NatsTimeoutError,
+    OSError,
+    TimeoutError,
+)
 
 
 def error_logger(spec: BrokerSpec) -> Any:
@@ -82,6 +97,7 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
             **connect_options(spec, options),
         )
         self.subscriptions: list[Any] = []
+        self._heartbeats: set[asyncio.Task[None]] = set()
 
     def subject_for(self, queue: str) -> str:
         return f"{self.options.subject_prefix}.{queue}"
@@ -107,8 +123,19 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
         await ping_with(self.spec, self.options)
         try:
             await super().startup()
-        except CONNECTION_ERRORS as error:
-            raise unreachable(self.spec, error) from None
+        except BaseException as error:
+            await self._close_quietly()
+            if isinstance(error, CONNECTION_ERRORS):
+                raise unreachable(self.spec, error) from None
+            raise
+
+    async def _close_quietly(self) -> None:
+        """A failed startup must not leave connections open."""
+        for close in (self.client.close, self.result_backend.shutdown):
+            try:
+                await close()
+            except Exception:  # already closed or never opened
+                logger.debug("closing after a failed startup", exc_info=True)
 
     async def _startup_consumer(self) -> None:
         self.subscriptions = []
@@ -120,6 +147,52 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
             )
             self.subscriptions.append(subscription)
         self.consumer = self.subscriptions[0]
+
+    def _ack_with_heartbeat(self, message: Any) -> Callable[[], Awaitable[None]]:
+        """Keep telling the server the job is in progress until it is acknowledged."""
+        interval = self.options.ack_wait / 3
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await message.in_progress()
+                except NatsError:
+                    return
+
+        heartbeat = asyncio.create_task(beat())
+        self._heartbeats.add(heartbeat)
+        heartbeat.add_done_callback(self._heartbeats.discard)
+
+        async def ack() -> None:
+            heartbeat.cancel()
+            await message.ack()
+
+        return ack
+
+    async def _add_or_reuse_stream(self) -> None:
+        """Create the stream, or check an existing one can serve as a work queue for our subjects."""
+        try:
+            await self.js.add_stream(config=self.stream_config)
+            return
+        except BadRequestError as error:
+            if error.err_code != STREAM_NAME_IN_USE:
+                raise
+        existing = (await self.js.stream_info(self.options.stream)).config
+        wanted = f"{self.options.subject_prefix}.>"
+        if existing.retention != RetentionPolicy.WORK_QUEUE or wanted not in (existing.subjects or []):
+            raise QueueConfigurationError(
+                f"NATS stream '{self.options.stream}' already exists with retention="
+                f"{getattr(existing.retention, 'value', existing.retention)} and subjects={existing.subjects}, but "
+                f"queue connection '{self.spec.name}' needs retention=workqueue and subjects=['{wanted}']. "
+                f"Delete it (nats stream rm {self.options.stream}) if it holds nothing you need, or use another "
+                f"stream: QUEUE_CONNECTIONS__{self.spec.name.upper()}__OPTIONS__STREAM=<name>."
+            )
+
+    async def shutdown(self) -> None:
+        for heartbeat in list(self._heartbeats):
+            heartbeat.cancel()
+        await super().shutdown()
 
     async def kick(self, message: BrokerMessage) -> None:
         queue = message.labels.get("queue_name")
@@ -144,7 +217,7 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
                     if remaining is not None:
                         await message.nak(delay=remaining)
                         continue
-                    yield AckableMessage(data=message.data, ack=message.ack)
+                    yield AckableMessage(data=message.data, ack=self._ack_with_heartbeat(message))
                 break  # after a delivery, start again from the first (highest-priority) queue
 
 

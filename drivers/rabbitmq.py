@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from aio_pika import DeliveryMode, ExchangeType, Message
 from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import AMQPConnectionError
+from aiormq.exceptions import ChannelPreconditionFailed
 from taskiq import AsyncBroker, BrokerMessage
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
 from drivers.delay import seconds_until_due
+from drivers.errors import QueueConfigurationError
 from drivers.options import RabbitMQOptions
 from drivers.rabbitmq_results import RabbitMQResultBackend
 from drivers.reach import unreachable
@@ -48,6 +51,8 @@ class RabbitMQBroker(AioPikaBroker):
             task_queues=[self._queue(spec.queue)],
             dead_letter_queue=Queue(name=f"{options.exchange}.dead_letter", type=self.queue_type),
             timeout=options.connect_timeout,
+            # Named, so an operator (or a test) can find this process's connections in rabbitmqctl.
+            client_properties={"connection_name": f"fastapi-startkit-queue {spec.name}/{spec.queue} pid {os.getpid()}"},
         )
         self.spec = spec
         self.exchange_name = options.exchange
@@ -66,7 +71,18 @@ class RabbitMQBroker(AioPikaBroker):
         except CONNECTION_ERRORS as error:
             await self._close_quietly()
             raise unreachable(self.spec, error) from None
+        except ChannelPreconditionFailed as error:
+            await self._close_quietly()
+            raise self._precondition_error(error) from None
         self._declared = {queue.name for queue in self._task_queues}
+
+    def _precondition_error(self, error: ChannelPreconditionFailed) -> QueueConfigurationError:
+        return QueueConfigurationError(
+            f"RabbitMQ refused to declare a queue of connection '{self.spec.name}': {error}. A queue or exchange "
+            "of that name already exists with other arguments (RabbitMQ never changes them). Delete it if it "
+            "holds nothing you need (rabbitmqctl delete_queue NAME), or match it: QUEUE_CONNECTIONS__"
+            f"{self.spec.name.upper()}__OPTIONS__QUEUE_TYPE=classic|quorum, or pick another queue name."
+        )
 
     async def _close_quietly(self) -> None:
         for closable in (self.write_conn, self.read_conn):
@@ -88,7 +104,10 @@ class RabbitMQBroker(AioPikaBroker):
         """Declare a target queue once, bound like the worker's, so a job sent before any worker waits."""
         if name in self._declared:
             return
-        await self._declare_queues_named(self._channel(), [name])
+        try:
+            await self._declare_queues_named(self._channel(), [name])
+        except ChannelPreconditionFailed as error:
+            raise self._precondition_error(error) from None
         self._declared.add(name)
 
     async def _declare_queues_named(self, channel: AbstractChannel, names: Sequence[str]) -> None:

@@ -28,6 +28,8 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker, BrokerMessage
@@ -87,12 +89,18 @@ class DelayedJobs:
 
 
 def connection_kwargs(options: RedisOptions, block_seconds: float) -> dict[str, Any]:
-    """Socket settings for a pool whose longest command blocks ``block_seconds``."""
+    """Socket settings for a pool whose longest command blocks ``block_seconds``.
+
+    redis-py retries nothing by default, so after a server restart the first command on each
+    pooled (now dead) connection fails, and a worker would lose the result of a job it ran.
+    A few quick retries on a fresh connection cover that.
+    """
     return {
         "socket_timeout": block_seconds + 10.0,
         "socket_connect_timeout": options.socket_connect_timeout,
         "socket_keepalive": True,
-        "retry_on_timeout": False,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
     }
 
 
@@ -103,8 +111,7 @@ def result_backend(spec: BrokerSpec, options: RedisOptions) -> RedisAsyncResultB
         prefix_str=options.result_prefix,
         result_ex_time=options.result_ttl,
         max_connection_pool_size=options.max_connections,
-        socket_connect_timeout=options.socket_connect_timeout,
-        socket_keepalive=True,
+        **connection_kwargs(options, 0.0),
     )
 
 

@@ -5,10 +5,20 @@ Differences from taskiq-redis's ``RedisStreamBroker`` defaults, and why:
   worker started are run, not skipped;
 - XAUTOCLAIM runs after every read, including empty ones, so a killed
   worker's job is re-run after ``idle_timeout_ms`` even when no new job arrives
-  (upstream reclaims only when fresh traffic comes);
+  (upstream reclaims only when fresh traffic comes), while a job that is
+  still running is kept fresh by its worker (XCLAIM JUSTID every third of
+  the idle timeout), so a long job is not run twice;
 - the stream key differs from the list driver's (``queues:stream:<queue>``),
   so a ``redis`` and a ``redis_stream`` connection can share one server;
-- a lost connection is re-opened instead of killing the worker.
+- a lost connection is re-opened instead of killing the worker;
+- an acknowledged job is deleted from the stream (XACK + XDEL in one round
+  trip), so the stream holds only jobs not yet run and never grows without
+  bound, while no MAXLEN trimming can drop a job that has not run;
+- consumers of dead workers (idle for ``idle_timeout_ms`` and nothing pending,
+  once their jobs were reclaimed) are deleted, so they do not pile up.
+
+A stream is meant for this one consumer group: the deletion after ack would
+hide jobs from a second group reading the same stream.
 
 Delayed jobs wait in a sorted set beside the stream (``<stream>:delayed``) and
 workers move due ones into the stream, as the list driver does. A worker may
@@ -17,8 +27,9 @@ read several queues' streams at once.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -76,6 +87,7 @@ class RedisStreamQueueBroker(RedisStreamBroker):
         self.prefix = options.prefix
         self.delayed = DelayedJobs(MIGRATE_DUE_TO_STREAM, [options.maxlen or 0])
         self.streams = [self.queue_name]
+        self._heartbeats: set[asyncio.Task[None]] = set()
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Read these queues' streams (call before the worker starts listening)."""
@@ -106,7 +118,48 @@ class RedisStreamQueueBroker(RedisStreamBroker):
             raise unreachable(self.spec, error) from None
 
     def _message(self, stream: Any, msg_id: Any, fields: Any) -> AckableMessage:
-        return AckableMessage(data=fields[b"data"], ack=self._ack_generator(id=msg_id, queue_name=stream))
+        return AckableMessage(data=fields[b"data"], ack=self._ack_and_delete(stream, msg_id))
+
+    def _ack_and_delete(self, stream: Any, msg_id: Any) -> Callable[[], Awaitable[None]]:
+        """Acknowledge and delete; until then keep the job's idle time low, so a job that runs longer
+        than ``idle_timeout_ms`` is not reclaimed (and run twice) while this worker still runs it."""
+        heartbeat = asyncio.create_task(self._heartbeat(stream, msg_id))
+        self._heartbeats.add(heartbeat)
+        heartbeat.add_done_callback(self._heartbeats.discard)
+
+        async def ack() -> None:
+            heartbeat.cancel()
+            async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline() as pipe:
+                pipe.xack(stream, self.consumer_group_name, msg_id)
+                pipe.xdel(stream, msg_id)
+                await pipe.execute()
+
+        return ack
+
+    async def _heartbeat(self, stream: Any, msg_id: Any) -> None:
+        while True:
+            await asyncio.sleep(self.idle_timeout / 3000)
+            try:
+                async with Redis(connection_pool=self.connection_pool) as redis:
+                    # XCLAIM to ourselves with JUSTID resets the entry's idle time and nothing else.
+                    await redis.xclaim(stream, self.consumer_group_name, self.consumer_name, 0, [msg_id], justid=True)
+            except CONNECTION_ERRORS:
+                continue
+
+    async def shutdown(self) -> None:
+        for heartbeat in list(self._heartbeats):
+            heartbeat.cancel()
+        await super().shutdown()
+
+    async def _forget_dead_consumers(self, redis: Redis, stream: str) -> None:
+        """Delete consumers idle past the reclaim time that hold nothing (their jobs were reclaimed)."""
+        consumers: Any = await redis.xinfo_consumers(stream, self.consumer_group_name)
+        for consumer in consumers:
+            name = consumer["name"]
+            name = name.decode() if isinstance(name, bytes) else name
+            idle_too_long = int(consumer["idle"]) > max(self.idle_timeout, 10 * self.block)
+            if name != self.consumer_name and idle_too_long and int(consumer["pending"]) == 0:
+                await redis.xgroup_delconsumer(stream, self.consumer_group_name, name)
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         delay = RECONNECT_BACKOFF[0]
@@ -141,6 +194,7 @@ class RedisStreamQueueBroker(RedisStreamBroker):
                             for msg_id, fields in claimed[1]:
                                 if fields:
                                     yield self._message(stream, msg_id, fields)
+                            await self._forget_dead_consumers(redis, stream)
             except ResponseError as error:
                 if "NOGROUP" not in str(error):
                     raise

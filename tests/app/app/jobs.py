@@ -50,3 +50,12 @@ async def slow(job_id: int, seconds: float) -> str:
     await asyncio.sleep(seconds)
     _record(f"slow-{job_id}", f"end {time.time():.3f}")
     return "finished"
+
+
+@task
+async def sleepy(job_id: int, seconds: float = 0.2) -> int:
+    """Takes a while and records start and finish (and which process), for the fault tests."""
+    _record("events", f"start {job_id} {time.time():.3f} {os.getpid()}")
+    await asyncio.sleep(seconds)
+    _record("events", f"done {job_id} {time.time():.3f} {os.getpid()}")
+    return job_id
