@@ -170,6 +170,20 @@ class RedisListBroker(ListQueueBroker):
         except CONNECTION_ERRORS as error:
             raise unreachable(self.spec, error) from None
 
+    async def kick_many(self, messages: Sequence[BrokerMessage]) -> None:
+        """Send many jobs in one round trip (``Connection.bulk``)."""
+        try:
+            async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    key = self.queue_key(message.labels.get("queue_name"))
+                    if seconds_until_due(message) is None:
+                        pipe.lpush(key, message.message)
+                    else:
+                        pipe.zadd(delayed_key(key), {message.message: float(message.labels[ETA_LABEL])})
+                await pipe.execute()
+        except CONNECTION_ERRORS as error:
+            raise unreachable(self.spec, error) from None
+
     async def listen(self) -> AsyncGenerator[bytes, None]:
         delay = RECONNECT_BACKOFF[0]
         keys = [self.queue_key(queue) for queue in self.queues]

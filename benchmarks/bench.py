@@ -1,0 +1,426 @@
+"""Benchmarks: ``python -m benchmarks.bench [dispatch|e2e|boot|bulk|all]`` (``make bench``).
+
+Every comparison runs its variants back to back in one run and reports the median of ``--reps``
+repetitions with min-max, and the ratio to the baseline. Results are printed and written to
+``benchmarks/results/<date>-<what>.md``. Needs the local Redis, RabbitMQ and NATS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DRIVERS = ("redis", "redis_stream", "rabbitmq", "nats")
+BATCH = 100
+
+
+# -- reporting ---------------------------------------------------------------------------------
+def machine() -> str:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    libs = ", ".join(
+        f"{name} {version(name)}" for name in ("taskiq", "taskiq-redis", "taskiq-aio-pika", "taskiq-nats", "redis")
+    )
+    return (
+        f"{date.today().isoformat()}, {os.cpu_count()} cores {cpu}, Python {platform.python_version()}, {libs}; "
+        "Redis, RabbitMQ and NATS on loopback"
+    )
+
+
+def summary(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def cell(values: list[float], unit: str = "") -> str:
+    median, low, high = summary(values)
+    return f"{median:,.0f}{unit} ({low:,.0f}–{high:,.0f})"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write(name: str, title: str, body: str) -> None:
+    text = f"### {title}\n\n{machine()}\n\n{body}\n"
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(text)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def bench_env(driver: str, queue: str, results: bool = True) -> dict[str, str]:
+    env = {
+        "APP_ENV": "benchmark",
+        "QUEUE_APP": "benchmarks.app:app",
+        "QUEUE_DRIVER": driver,
+        f"QUEUE_CONNECTIONS__{driver.upper()}__QUEUE": queue,
+        "BENCH_DRIVER": driver,
+        "BENCH_QUEUE": queue,
+    }
+    if not results:
+        env[f"QUEUE_CONNECTIONS__{driver.upper()}__RESULT_BACKEND"] = "false"
+    return env
+
+
+def our_manager(driver: str, queue: str, results: bool = True) -> Any:
+    from queue_manager import QueueManager
+    from queue_manager.context import use_manager
+    from queue_manager.settings import load_settings
+
+    connection: dict[str, Any] = {"queue": queue, "result_backend": results}
+    manager = QueueManager(load_settings({"driver": driver, "connections": {driver: connection}}))
+    use_manager(manager)
+    return manager
+
+
+async def purge(driver: str, queue: str) -> None:
+    """Empty what a run left behind, so each repetition starts from the same state."""
+    if driver in ("redis", "redis_stream"):
+        from redis.asyncio import Redis
+
+        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
+            await redis.delete(queue, f"queues:{queue}", f"queues:stream:{queue}")
+    elif driver == "rabbitmq":
+        import aio_pika
+
+        async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as amqp:
+            channel = await amqp.channel()
+            await channel.queue_delete(queue)
+    elif driver == "nats":
+        import nats
+
+        client = await nats.connect("nats://127.0.0.1:4222")
+        js = client.jetstream()
+        for stream in ("QUEUES", f"RAW_{queue}"):
+            try:
+                if stream == "QUEUES":
+                    await js.purge_stream(stream, subject=f"queues.{queue}")
+                    await js.delete_consumer(stream, f"workers_{queue}")
+                else:
+                    await js.delete_stream(stream)
+            except Exception:
+                pass
+        await client.close()
+
+
+async def rate(send: Callable[[int], Awaitable[Any]], count: int, gathered: bool) -> float:
+    started = time.perf_counter()
+    if gathered:
+        for first in range(0, count, BATCH):
+            await asyncio.gather(*(send(n) for n in range(first, min(first + BATCH, count))))
+    else:
+        for number in range(count):
+            await send(number)
+    return count / (time.perf_counter() - started)
+
+
+# -- 1. dispatch overhead ----------------------------------------------------------------------
+async def dispatch_overhead(drivers: list[str], reps: int, count: int) -> None:
+    from benchmarks import raw
+    from benchmarks.jobs import job
+
+    rows = []
+    for driver in drivers:
+        for gathered in (False, True):
+            samples: dict[str, list[float]] = {"raw": [], "ours": []}
+            queue = f"bench-{uuid.uuid4().hex[:8]}"
+            broker = raw.make(driver, queue)
+            raw_task = broker.register_task(job.original_func, task_name="bench:job")
+            await broker.startup()
+            manager = our_manager(driver, queue)
+            await manager.connection().startup()
+            ours_task = job  # a shared task: .kicker() would use TaskIQ's default; ours goes via dispatch()
+            from queue_manager import dispatch
+
+            for _ in range(reps):  # interleaved, so drift hits both alike
+                samples["raw"].append(await rate(lambda n, t=raw_task: t.kiq("d", n), count, gathered))
+                await purge(driver, queue)
+                samples["ours"].append(await rate(lambda n, t=ours_task: dispatch(t, "d", n), count, gathered))
+                await purge(driver, queue)
+            await broker.shutdown()
+            await manager.shutdown()
+            await purge(driver, queue)
+            ratio = statistics.median(samples["ours"]) / statistics.median(samples["raw"])
+            mode = f"gather ×{BATCH}" if gathered else "sequential"
+            rows.append([driver, mode, cell(samples["raw"]), cell(samples["ours"]), f"{ratio:.2f}"])
+            print(rows[-1], flush=True)
+    write(
+        "dispatch",
+        f"Dispatch overhead: jobs/s of `await kiq()`, {count:,} jobs, median of {reps} (min–max)",
+        table(["driver", "mode", "raw TaskIQ broker", "through the manager", "ratio"], rows),
+    )
+
+
+# -- 2. end to end -----------------------------------------------------------------------------
+class Worker:
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "taskiq", "worker", *args, "--workers", "1", "--log-level", "WARNING"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+async def counted(run: str) -> tuple[int, int]:
+    from redis.asyncio import Redis
+
+    from benchmarks.jobs import COUNTER_URL, counter_keys
+
+    ids, runs = counter_keys(run)
+    async with Redis.from_url(COUNTER_URL) as redis:
+        unique_ids, total = await redis.scard(ids), int(await redis.get(runs) or 0)
+        return int(unique_ids), total
+
+
+async def forget(run: str) -> None:
+    from redis.asyncio import Redis
+
+    from benchmarks.jobs import COUNTER_URL, counter_keys
+
+    async with Redis.from_url(COUNTER_URL) as redis:
+        await redis.delete(*counter_keys(run))
+
+
+async def one_e2e(send: Callable[[str, int], Awaitable[Any]], count: int) -> tuple[float, int, int]:
+    run = uuid.uuid4().hex
+    started = time.perf_counter()
+    for first in range(0, count, BATCH):
+        await asyncio.gather(*(send(run, n) for n in range(first, min(first + BATCH, count))))
+    last, last_change = -1, time.perf_counter()
+    while True:
+        unique_ids, total = await counted(run)
+        if unique_ids >= count:
+            break
+        if unique_ids != last:
+            last, last_change = unique_ids, time.perf_counter()
+        elif time.perf_counter() - last_change > 15:
+            break
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    await asyncio.sleep(0.2)
+    unique_ids, total = await counted(run)
+    await forget(run)
+    return unique_ids / elapsed, count - unique_ids, total - unique_ids
+
+
+async def end_to_end(drivers: list[str], reps: int, count: int) -> None:
+    from benchmarks import raw
+    from benchmarks.jobs import job
+
+    rows = []
+    for driver in drivers:
+        results: dict[str, list[tuple[float, int, int]]] = {}
+        for variant in ("raw TaskIQ defaults", "ours (defaults)", "ours, no result backend"):
+            queue = f"bench-{uuid.uuid4().hex[:8]}"
+            env = bench_env(driver, queue, results=variant != "ours, no result backend")
+            if variant.startswith("raw"):
+                worker = Worker(["benchmarks.raw:broker", "benchmarks.jobs"], env)
+                broker = raw.make(driver, queue)
+                task = broker.register_task(job.original_func, task_name="bench:job")
+                await broker.startup()
+
+                async def send(run: str, n: int, task: Any = task) -> Any:
+                    return await task.kiq(run, n)
+
+                close: Callable[[], Awaitable[None]] = broker.shutdown
+            else:
+                worker = Worker(["queue_manager.worker:broker", "benchmarks.jobs"], env)
+                manager = our_manager(driver, queue, results=variant == "ours (defaults)")
+                connection = manager.connection()
+                await connection.startup()
+
+                async def send(run: str, n: int, connection: Any = connection) -> Any:
+                    return await connection.dispatch(job, run, n)
+
+                close = manager.shutdown
+            try:
+                await one_e2e(send, 200)  # warm-up: the worker is up and connected
+                results[variant] = [await one_e2e(send, count) for _ in range(reps)]
+            finally:
+                worker.stop()
+                await close()
+                await purge(driver, queue)
+        baseline = statistics.median(r[0] for r in results["raw TaskIQ defaults"])
+        for variant, samples in results.items():
+            rates = [r[0] for r in samples]
+            lost, dupes = sum(r[1] for r in samples), sum(r[2] for r in samples)
+            rows.append(
+                [driver, variant, cell(rates), f"{statistics.median(rates) / baseline:.2f}", str(lost), str(dupes)]
+            )
+            print(rows[-1], flush=True)
+    write(
+        "e2e",
+        f"End to end: jobs/s from first dispatch to last job run, one worker process, {count:,} jobs, "
+        f"median of {reps} (min–max)",
+        table(["driver", "variant", "jobs/s", "ratio to raw", "lost", "ran twice"], rows),
+    )
+
+
+# -- 4. boot cost ------------------------------------------------------------------------------
+BOOT = r"""
+import json, os, resource, sys, tempfile, time
+started = time.perf_counter()
+import fastapi_startkit, taskiq
+from fastapi_startkit import Application
+{imports}
+providers = {providers}
+app = Application(base_path=tempfile.mkdtemp(), providers=providers)
+{touch}
+elapsed = time.perf_counter() - started
+print(json.dumps({{"ms": elapsed * 1000, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+  "aio_pika": "aio_pika" in sys.modules, "nats": "nats" in sys.modules}}))
+"""
+LIBS = {"redis": "taskiq_redis", "redis_stream": "taskiq_redis", "rabbitmq": "taskiq_aio_pika", "nats": "taskiq_nats"}
+
+
+def boot_once(driver: str, with_provider: bool) -> dict[str, Any]:
+    if with_provider:
+        code = BOOT.format(
+            imports="from queue_manager import QueueProvider", providers="[QueueProvider]", touch='app.make("broker")'
+        )
+    else:
+        code = BOOT.format(imports=f"import {LIBS[driver]}", providers="[]", touch="")
+    env = {**os.environ, "APP_ENV": "benchmark", "QUEUE_DRIVER": driver}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def boot_cost(drivers: list[str], reps: int) -> None:
+    rows = []
+    for driver in drivers:
+        runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        for _ in range(reps):
+            for with_provider in (False, True):
+                runs[with_provider].append(boot_once(driver, with_provider))
+        base, ours = runs[False], runs[True]
+        added = statistics.median(r["ms"] for r in ours) - statistics.median(r["ms"] for r in base)
+        rows.append(
+            [
+                driver,
+                cell([r["ms"] for r in base], " ms"),
+                cell([r["ms"] for r in ours], " ms"),
+                f"{added:+.0f} ms",
+                f"{statistics.median(r['rss_mb'] for r in base):.0f} → "
+                f"{statistics.median(r['rss_mb'] for r in ours):.0f} MB",
+                "yes" if any(r["aio_pika"] or r["nats"] for r in ours) and driver.startswith("redis") else "no",
+            ]
+        )
+        print(rows[-1], flush=True)
+
+    from queue_manager import QueueManager
+    from queue_manager.settings import load_settings
+
+    manager = QueueManager(load_settings({"driver": "memory"}))
+    manager.connection("redis")
+    lookups = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        for _ in range(1_000_000):
+            manager.connection("redis")
+        lookups.append(1_000_000 / (time.perf_counter() - started))
+    write(
+        "boot",
+        f"Boot cost: a fresh process importing fastapi-startkit, TaskIQ and the driver's library and booting an "
+        f"app, without and with QueueProvider (which builds the default connection), median of {reps} (min–max)",
+        table(
+            [
+                "driver",
+                "without the provider",
+                "with QueueProvider",
+                "added",
+                "peak RSS",
+                "imports aio_pika/nats on Redis",
+            ],
+            rows,
+        )
+        + f"\n\n`manager.connection('redis')` lookups: {cell(lookups)} per second.",
+    )
+
+
+# -- 5. bulk dispatch --------------------------------------------------------------------------
+async def bulk_dispatch(drivers: list[str], reps: int, count: int) -> None:
+    from benchmarks.jobs import job
+
+    rows = []
+    for driver in drivers:
+        queue = f"bench-{uuid.uuid4().hex[:8]}"
+        manager = our_manager(driver, queue)
+        connection = manager.connection()
+        await connection.startup()
+        sequential, bulk = [], []
+        for _ in range(reps):
+            sequential.append(await rate(lambda n, c=connection: c.dispatch(job, "b", n), count, gathered=False))
+            await purge(driver, queue)
+            started = time.perf_counter()
+            await connection.bulk(job, [("b", n) for n in range(count)])
+            bulk.append(count / (time.perf_counter() - started))
+            await purge(driver, queue)
+        await manager.shutdown()
+        await purge(driver, queue)
+        ratio = statistics.median(bulk) / statistics.median(sequential)
+        rows.append([driver, cell(sequential), cell(bulk), f"{ratio:.1f}×"])
+        print(rows[-1], flush=True)
+    write(
+        "bulk",
+        f"Bulk dispatch: {count:,} jobs, sequential `await dispatch(...)` vs `connection.bulk(...)`, "
+        f"jobs/s, median of {reps} (min–max)",
+        table(["driver", "sequential dispatch", "connection.bulk", "speed-up"], rows),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("what", choices=["dispatch", "e2e", "boot", "bulk", "all"], nargs="?", default="all")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=None, help="jobs per run (default: 20000; 5000 end to end)")
+    parser.add_argument("--drivers", default=",".join(DRIVERS))
+    args = parser.parse_args()
+    os.environ.setdefault("APP_ENV", "benchmark")
+    drivers = [d for d in args.drivers.split(",") if d]
+    if args.what in ("dispatch", "all"):
+        asyncio.run(dispatch_overhead(drivers, args.reps, args.jobs or 20_000))
+    if args.what in ("e2e", "all"):
+        asyncio.run(end_to_end(drivers, args.reps, args.jobs or 5_000))
+    if args.what in ("boot", "all"):
+        boot_cost(drivers, args.reps)
+    if args.what in ("bulk", "all"):
+        asyncio.run(bulk_dispatch(drivers, args.reps, args.jobs or 20_000))
+
+
+if __name__ == "__main__":
+    main()
