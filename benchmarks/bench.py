@@ -147,7 +147,8 @@ async def dispatch_overhead(drivers: list[str], reps: int, count: int) -> None:
         for gathered in (False, True):
             samples: dict[str, list[float]] = {"raw": [], "ours": []}
             queue = f"bench-{uuid.uuid4().hex[:8]}"
-            broker = raw.make(driver, queue)
+            raw_queue = f"{queue}-raw"  # TaskIQ declares its queues with other arguments than ours
+            broker = raw.make(driver, raw_queue)
             raw_task = broker.register_task(job.original_func, task_name="bench:job")
             await broker.startup()
             manager = our_manager(driver, queue)
@@ -157,12 +158,13 @@ async def dispatch_overhead(drivers: list[str], reps: int, count: int) -> None:
 
             for _ in range(reps):  # interleaved, so drift hits both alike
                 samples["raw"].append(await rate(lambda n, t=raw_task: t.kiq("d", n), count, gathered))
-                await purge(driver, queue)
+                await purge(driver, raw_queue)
                 samples["ours"].append(await rate(lambda n, t=ours_task: dispatch(t, "d", n), count, gathered))
                 await purge(driver, queue)
             await broker.shutdown()
             await manager.shutdown()
             await purge(driver, queue)
+            await purge(driver, raw_queue)
             ratio = statistics.median(samples["ours"]) / statistics.median(samples["raw"])
             mode = f"gather ×{BATCH}" if gathered else "sequential"
             rows.append([driver, mode, cell(samples["raw"]), cell(samples["ours"]), f"{ratio:.2f}"])

@@ -37,7 +37,7 @@ from redis.exceptions import ResponseError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
-from drivers.delay import seconds_until_due
+from drivers.delay import ETA_LABEL, seconds_until_due
 from drivers.options import RedisStreamOptions
 from drivers.reach import unreachable
 from drivers.redis import (
@@ -46,6 +46,7 @@ from drivers.redis import (
     DelayedJobs,
     check_reachable,
     connection_kwargs,
+    delayed_key,
     ping_with,
     reconnect_pause,
     result_backend,
@@ -114,6 +115,20 @@ class RedisStreamQueueBroker(RedisStreamBroker):
                     await redis.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
                 else:
                     await DelayedJobs.add(redis, key, message)
+        except CONNECTION_ERRORS as error:
+            raise unreachable(self.spec, error) from None
+
+    async def kick_many(self, messages: Sequence[BrokerMessage]) -> None:
+        """Send many jobs in one round trip (``Connection.bulk``)."""
+        try:
+            async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    key = self.stream_key(message.labels.get("queue_name"))
+                    if seconds_until_due(message) is None:
+                        pipe.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
+                    else:
+                        pipe.zadd(delayed_key(key), {message.message: float(message.labels[ETA_LABEL])})
+                await pipe.execute()
         except CONNECTION_ERRORS as error:
             raise unreachable(self.spec, error) from None
 
