@@ -4,7 +4,9 @@ taskiq-aio-pika ships no result backend. Each result is one persistent message
 in its own small queue (``<prefix><task_id>``) that RabbitMQ deletes after
 ``ttl`` seconds unused (``x-expires``), the way Celery's ``amqp`` backend
 kept results. Reading a result requeues it, so it can be read again until it
-expires. Stored as JSON.
+expires. Stored as JSON. RabbitMQ puts a read result back asynchronously, so
+for a moment after a read another reader may see it as not ready yet;
+``wait_result`` simply polls again.
 """
 
 from __future__ import annotations
