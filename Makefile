@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v pyenv >/dev/null 2>&1 && pyenv which python3 2>/dev
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: demo test lint type check venv clean
+.PHONY: demo test bench lint type check venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.bench $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -114,16 +115,22 @@ async def purge(driver: str, queue: str) -> None:
 
         client = await nats.connect("nats://127.0.0.1:4222")
         js = client.jetstream()
-        for stream in ("QUEUES", f"RAW_{queue}"):
-            try:
-                if stream == "QUEUES":
-                    await js.purge_stream(stream, subject=f"queues.{queue}")
-                    await js.delete_consumer(stream, f"workers_{queue}")
-                else:
-                    await js.delete_stream(stream)
-            except Exception:
-                pass
+        for purging in (js.purge_stream("QUEUES", subject=f"queues.{queue}"), js.purge_stream(f"RAW_{queue}")):
+            with contextlib.suppress(Exception):  # that variant's stream does not exist (yet)
+                await purging
         await client.close()
+
+
+async def drop_nats_streams(queue: str) -> None:
+    """The raw broker makes a stream per queue; ours shares one with a consumer per queue."""
+    import nats
+
+    client = await nats.connect("nats://127.0.0.1:4222")
+    js = client.jetstream()
+    for dropping in (js.delete_stream(f"RAW_{queue}"), js.delete_consumer("QUEUES", f"workers_{queue}")):
+        with contextlib.suppress(Exception):
+            await dropping
+    await client.close()
 
 
 async def rate(send: Callable[[int], Awaitable[Any]], count: int, gathered: bool) -> float:
@@ -165,6 +172,9 @@ async def dispatch_overhead(drivers: list[str], reps: int, count: int) -> None:
             await manager.shutdown()
             await purge(driver, queue)
             await purge(driver, raw_queue)
+            if driver == "nats":
+                await drop_nats_streams(queue)
+                await drop_nats_streams(raw_queue)
             ratio = statistics.median(samples["ours"]) / statistics.median(samples["raw"])
             mode = f"gather ×{BATCH}" if gathered else "sequential"
             rows.append([driver, mode, cell(samples["raw"]), cell(samples["ours"]), f"{ratio:.2f}"])
@@ -277,6 +287,8 @@ async def end_to_end(drivers: list[str], reps: int, count: int) -> None:
                 worker.stop()
                 await close()
                 await purge(driver, queue)
+                if driver == "nats":
+                    await drop_nats_streams(queue)
         baseline = statistics.median(r[0] for r in results["raw TaskIQ defaults"])
         for variant, samples in results.items():
             rates = [r[0] for r in samples]
@@ -394,6 +406,8 @@ async def bulk_dispatch(drivers: list[str], reps: int, count: int) -> None:
             await purge(driver, queue)
         await manager.shutdown()
         await purge(driver, queue)
+        if driver == "nats":
+            await drop_nats_streams(queue)
         ratio = statistics.median(bulk) / statistics.median(sequential)
         rows.append([driver, cell(sequential), cell(bulk), f"{ratio:.1f}×"])
         print(rows[-1], flush=True)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aio_pika import DeliveryMode, ExchangeType, Message
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractExchange
 from aio_pika.exceptions import AMQPConnectionError
 from aiormq.exceptions import ChannelPreconditionFailed
 from taskiq import AsyncBroker, BrokerMessage
@@ -57,6 +57,7 @@ class RabbitMQBroker(AioPikaBroker):
         self.spec = spec
         self.exchange_name = options.exchange
         self._declared: set[str] = set()
+        self._exchange_cache: tuple[AbstractChannel, AbstractExchange] | None = None
 
     def _queue(self, name: str) -> Queue:
         return Queue(name=name, type=self.queue_type)
@@ -99,6 +100,13 @@ class RabbitMQBroker(AioPikaBroker):
                 "(the web app's lifespan does it for you) before dispatching."
             )
         return self.write_channel
+
+    async def _exchange_of(self, channel: AbstractChannel) -> AbstractExchange:
+        """The exchange object, made once per channel (taskiq-aio-pika makes one per message)."""
+        cached = self._exchange_cache
+        if cached is None or cached[0] is not channel:
+            cached = self._exchange_cache = (channel, await channel.get_exchange(self.exchange_name, ensure=False))
+        return cached[1]
 
     async def _ensure_queue(self, name: str) -> None:
         """Declare a target queue once, bound like the worker's, so a job sent before any worker waits."""
@@ -146,8 +154,7 @@ class RabbitMQBroker(AioPikaBroker):
         )
         remaining = seconds_until_due(message)
         if remaining is None:
-            exchange = await channel.get_exchange(self.exchange_name, ensure=False)
-            await exchange.publish(amqp_message, routing_key=target, mandatory=True)
+            await (await self._exchange_of(channel)).publish(amqp_message, routing_key=target, mandatory=True)
             return
         delay_queue = await self._delay_queue_for(target, max(1, math.ceil(remaining)))
         await channel.default_exchange.publish(amqp_message, routing_key=delay_queue, mandatory=True)

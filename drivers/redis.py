@@ -83,10 +83,6 @@ class DelayedJobs:
             moved += int(await script(keys=[delayed_key(key), key], args=[now, MIGRATE_BATCH, *self.extra_args]))
         return moved
 
-    @staticmethod
-    async def add(redis: Redis, key: str, message: BrokerMessage) -> None:
-        await redis.zadd(delayed_key(key), {message.message: float(message.labels[ETA_LABEL])})
-
 
 def connection_kwargs(options: RedisOptions, block_seconds: float) -> dict[str, Any]:
     """Socket settings for a pool whose longest command blocks ``block_seconds``.
@@ -131,7 +127,58 @@ async def reconnect_pause(spec: BrokerSpec, error: BaseException, delay: float) 
     return min(delay * 2, RECONNECT_BACKOFF[1])
 
 
-class RedisListBroker(ListQueueBroker):
+class RedisSending:
+    """What the list and the stream broker share: a fail-fast startup and sending, one job or many.
+
+    One Redis client is kept for sending (commands still take pooled connections), instead of a
+    new client object per job as taskiq-redis does.
+    """
+
+    spec: BrokerSpec
+    connection_pool: Any
+
+    def key_for(self, queue: str | None) -> str:
+        raise NotImplementedError
+
+    def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
+        """Queue a due job on ``redis`` (a client or a pipeline)."""
+        raise NotImplementedError
+
+    @property
+    def sender(self) -> Redis:
+        client: Redis | None = self.__dict__.get("_sender")
+        if client is None:
+            client = self.__dict__["_sender"] = Redis(connection_pool=self.connection_pool)
+        return client
+
+    async def startup(self) -> None:
+        await check_reachable(self.spec, self.sender)
+        await super().startup()  # type: ignore[misc]
+
+    def _send(self, redis: Any, message: BrokerMessage) -> Any:
+        key = self.key_for(message.labels.get("queue_name"))
+        if seconds_until_due(message) is None:
+            return self.push(redis, key, message)
+        return redis.zadd(delayed_key(key), {message.message: float(message.labels[ETA_LABEL])})
+
+    async def kick(self, message: BrokerMessage) -> None:
+        try:
+            await self._send(self.sender, message)
+        except CONNECTION_ERRORS as error:
+            raise unreachable(self.spec, error) from None
+
+    async def kick_many(self, messages: Sequence[BrokerMessage]) -> None:
+        """Send many jobs in one round trip (``Connection.bulk``)."""
+        try:
+            async with self.sender.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    self._send(pipe, message)
+                await pipe.execute()
+        except CONNECTION_ERRORS as error:
+            raise unreachable(self.spec, error) from None
+
+
+class RedisListBroker(RedisSending, ListQueueBroker):
     """One Redis list per queue (``<prefix><queue>``), LPUSH to send, BRPOP to receive."""
 
     def __init__(self, spec: BrokerSpec, options: RedisOptions) -> None:
@@ -151,42 +198,15 @@ class RedisListBroker(ListQueueBroker):
         """Serve these queues, first one first (call before the worker starts listening)."""
         self.queues = list(queues)
 
-    def queue_key(self, queue: str | None) -> str:
+    def key_for(self, queue: str | None) -> str:
         return self.prefix + queue if queue else self.queue_name
 
-    async def startup(self) -> None:
-        async with Redis(connection_pool=self.connection_pool) as redis:
-            await check_reachable(self.spec, redis)
-        await super().startup()
-
-    async def kick(self, message: BrokerMessage) -> None:
-        key = self.queue_key(message.labels.get("queue_name"))
-        try:
-            async with Redis(connection_pool=self.connection_pool) as redis:
-                if seconds_until_due(message) is None:
-                    await redis.lpush(key, message.message)  # type: ignore[misc]
-                else:
-                    await DelayedJobs.add(redis, key, message)
-        except CONNECTION_ERRORS as error:
-            raise unreachable(self.spec, error) from None
-
-    async def kick_many(self, messages: Sequence[BrokerMessage]) -> None:
-        """Send many jobs in one round trip (``Connection.bulk``)."""
-        try:
-            async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    key = self.queue_key(message.labels.get("queue_name"))
-                    if seconds_until_due(message) is None:
-                        pipe.lpush(key, message.message)
-                    else:
-                        pipe.zadd(delayed_key(key), {message.message: float(message.labels[ETA_LABEL])})
-                await pipe.execute()
-        except CONNECTION_ERRORS as error:
-            raise unreachable(self.spec, error) from None
+    def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
+        return redis.lpush(key, message.message)
 
     async def listen(self) -> AsyncGenerator[bytes, None]:
         delay = RECONNECT_BACKOFF[0]
-        keys = [self.queue_key(queue) for queue in self.queues]
+        keys = [self.key_for(queue) for queue in self.queues]
         while True:
             try:
                 async with Redis(connection_pool=self.connection_pool) as redis:
@@ -200,22 +220,27 @@ class RedisListBroker(ListQueueBroker):
                 delay = await reconnect_pause(self.spec, error, delay)
 
 
-def build(spec: BrokerSpec) -> AsyncBroker:
-    options = RedisOptions.model_validate(dict(spec.options))
-    broker = RedisListBroker(spec, options)
+def build_with(spec: BrokerSpec, options_type: type[RedisOptions], broker_type: Any) -> AsyncBroker:
+    options = options_type.model_validate(dict(spec.options))
+    broker: AsyncBroker = broker_type(spec, options)
     if spec.result_backend:
         broker = broker.with_result_backend(result_backend(spec, options))
     return broker
 
 
-async def ping(spec: BrokerSpec) -> None:
-    await ping_with(spec, RedisOptions.model_validate(dict(spec.options)))
-
-
-async def ping_with(spec: BrokerSpec, options: RedisOptions) -> None:
+async def ping_with(spec: BrokerSpec, options_type: type[RedisOptions]) -> None:
     """Open a short-lived connection and PING: the demo and health checks use this."""
+    options = options_type.model_validate(dict(spec.options))
     redis = Redis.from_url(str(spec.url), socket_connect_timeout=options.socket_connect_timeout)
     try:
         await check_reachable(spec, redis)
     finally:
         await redis.aclose()
+
+
+def build(spec: BrokerSpec) -> AsyncBroker:
+    return build_with(spec, RedisOptions, RedisListBroker)
+
+
+async def ping(spec: BrokerSpec) -> None:
+    await ping_with(spec, RedisOptions)

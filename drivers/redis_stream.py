@@ -37,19 +37,16 @@ from redis.exceptions import ResponseError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
-from drivers.delay import ETA_LABEL, seconds_until_due
 from drivers.options import RedisStreamOptions
-from drivers.reach import unreachable
 from drivers.redis import (
     CONNECTION_ERRORS,
     RECONNECT_BACKOFF,
     DelayedJobs,
-    check_reachable,
+    RedisSending,
+    build_with,
     connection_kwargs,
-    delayed_key,
     ping_with,
     reconnect_pause,
-    result_backend,
 )
 from drivers.spec import BrokerSpec
 
@@ -71,7 +68,7 @@ return #due
 """
 
 
-class RedisStreamQueueBroker(RedisStreamBroker):
+class RedisStreamQueueBroker(RedisSending, RedisStreamBroker):
     def __init__(self, spec: BrokerSpec, options: RedisStreamOptions) -> None:
         super().__init__(
             url=str(spec.url),
@@ -92,45 +89,18 @@ class RedisStreamQueueBroker(RedisStreamBroker):
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Read these queues' streams (call before the worker starts listening)."""
-        self.streams = [self.stream_key(queue) for queue in queues]
+        self.streams = [self.key_for(queue) for queue in queues]
         self.queue_name = self.streams[0]
 
     async def _declare_consumer_group(self) -> None:
         self.additional_streams = {stream: ">" for stream in self.streams[1:]}
         await super()._declare_consumer_group()
 
-    def stream_key(self, queue: str | None) -> str:
+    def key_for(self, queue: str | None) -> str:
         return self.prefix + queue if queue else self.queue_name
 
-    async def startup(self) -> None:
-        async with Redis(connection_pool=self.connection_pool) as redis:
-            await check_reachable(self.spec, redis)
-        await super().startup()
-
-    async def kick(self, message: BrokerMessage) -> None:
-        key = self.stream_key(message.labels.get("queue_name"))
-        try:
-            async with Redis(connection_pool=self.connection_pool) as redis:
-                if seconds_until_due(message) is None:
-                    await redis.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
-                else:
-                    await DelayedJobs.add(redis, key, message)
-        except CONNECTION_ERRORS as error:
-            raise unreachable(self.spec, error) from None
-
-    async def kick_many(self, messages: Sequence[BrokerMessage]) -> None:
-        """Send many jobs in one round trip (``Connection.bulk``)."""
-        try:
-            async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    key = self.stream_key(message.labels.get("queue_name"))
-                    if seconds_until_due(message) is None:
-                        pipe.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
-                    else:
-                        pipe.zadd(delayed_key(key), {message.message: float(message.labels[ETA_LABEL])})
-                await pipe.execute()
-        except CONNECTION_ERRORS as error:
-            raise unreachable(self.spec, error) from None
+    def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
+        return redis.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
 
     def _message(self, stream: Any, msg_id: Any, fields: Any) -> AckableMessage:
         return AckableMessage(data=fields[b"data"], ack=self._ack_and_delete(stream, msg_id))
@@ -220,12 +190,8 @@ class RedisStreamQueueBroker(RedisStreamBroker):
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:
-    options = RedisStreamOptions.model_validate(dict(spec.options))
-    broker = RedisStreamQueueBroker(spec, options)
-    if spec.result_backend:
-        broker = broker.with_result_backend(result_backend(spec, options))
-    return broker
+    return build_with(spec, RedisStreamOptions, RedisStreamQueueBroker)
 
 
 async def ping(spec: BrokerSpec) -> None:
-    await ping_with(spec, RedisStreamOptions.model_validate(dict(spec.options)))
+    await ping_with(spec, RedisStreamOptions)

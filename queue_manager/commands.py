@@ -55,6 +55,17 @@ def task_modules(value: str | None) -> list[str]:
     return modules
 
 
+def worker_argv(
+    modules: list[str], workers: int = 1, max_async_tasks: int = 100, shutdown_timeout: int = 30
+) -> list[str]:
+    """The ``taskiq worker`` command line that serves ``queue_manager.worker:broker``."""
+    return [
+        sys.executable, "-m", "taskiq", "worker", "queue_manager.worker:broker", *modules,
+        "--workers", str(workers), "--max-async-tasks", str(max_async_tasks),
+        "--wait-tasks-timeout", str(shutdown_timeout), "--shutdown-timeout", "5",
+    ]  # fmt: skip
+
+
 class QueueWorkCommand(Command):
     name = "queue:work"
     description = "Start a queue worker on a connection (TaskIQ worker processes)."
@@ -99,22 +110,7 @@ class QueueWorkCommand(Command):
         max_async = positive_int(self.option("max-async-tasks"), "--max-async-tasks")
         shutdown = positive_int(self.option("shutdown-timeout"), "--shutdown-timeout")
         modules = task_modules(self.option("tasks"))
-        command = [
-            sys.executable,
-            "-m",
-            "taskiq",
-            "worker",
-            "queue_manager.worker:broker",
-            *modules,
-            "--workers",
-            str(workers),
-            "--max-async-tasks",
-            str(max_async),
-            "--wait-tasks-timeout",
-            str(shutdown),
-            "--shutdown-timeout",
-            "5",
-        ]
+        command = worker_argv(modules, workers, max_async, shutdown)
         env = {
             **os.environ,
             "QUEUE_APP": app_import_path(self.container),

@@ -26,6 +26,7 @@ from taskiq import async_shared_broker
 
 from drivers import DRIVERS, BrokerUnreachableError
 from drivers.urls import host_port
+from queue_manager.commands import worker_argv
 from queue_manager.connection import Connection
 from queue_manager.settings import DEFAULT_CONNECTIONS
 
@@ -92,20 +93,7 @@ class Worker:
     def __init__(self, connection: str) -> None:
         self.log = Path(tempfile.mkstemp(prefix=f"queue-demo-{connection}-", suffix=".log")[1])
         env = {**os.environ, **demo_environment(), "QUEUE_WORKER_CONNECTION": connection}
-        command = [
-            sys.executable,
-            "-m",
-            "taskiq",
-            "worker",
-            "queue_manager.worker:broker",
-            "queue_manager.demo",
-            "--workers",
-            "1",
-            "--wait-tasks-timeout",
-            "5",
-            "--log-level",
-            "WARNING",
-        ]
+        command = [*worker_argv(["queue_manager.demo"], shutdown_timeout=5), "--log-level", "WARNING"]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
