@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v pyenv >/dev/null 2>&1 && pyenv which python3 2>/dev
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: demo test bench lint type check venv clean
+.PHONY: demo test bench bench-peers lint type check venv clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.bench $(ARGS)
+
+PEERS_VENV := benchmarks/.venv-peers
+$(PEERS_VENV)/.installed: benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt
+	@touch $@
+
+bench-peers: $(STAMP) $(PEERS_VENV)/.installed
+	$(VENV)/bin/python -m benchmarks.bench peers $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -250,58 +250,110 @@ async def one_e2e(send: Callable[[str, int], Awaitable[Any]], count: int) -> tup
     return unique_ids / elapsed, count - unique_ids, total - unique_ids
 
 
-async def end_to_end(drivers: list[str], reps: int, count: int) -> None:
+E2E_VARIANTS = ("raw TaskIQ defaults", "ours (defaults)", "ours, no result backend")
+
+
+async def e2e_variants(driver: str, reps: int, count: int) -> dict[str, list[tuple[float, int, int]]]:
+    """Each variant with its own worker process, back to back."""
     from benchmarks import raw
     from benchmarks.jobs import job
 
+    results: dict[str, list[tuple[float, int, int]]] = {}
+    for variant in E2E_VARIANTS:
+        queue = f"bench-{uuid.uuid4().hex[:8]}"
+        env = bench_env(driver, queue, results=variant != "ours, no result backend")
+        if variant.startswith("raw"):
+            worker = Worker(["benchmarks.raw:broker", "benchmarks.jobs"], env)
+            broker = raw.make(driver, queue)
+            task = broker.register_task(job.original_func, task_name="bench:job")
+            await broker.startup()
+
+            async def send(run: str, n: int, task: Any = task) -> Any:
+                return await task.kiq(run, n)
+
+            close: Callable[[], Awaitable[None]] = broker.shutdown
+        else:
+            worker = Worker(["queue_manager.worker:broker", "benchmarks.jobs"], env)
+            manager = our_manager(driver, queue, results=variant == "ours (defaults)")
+            connection = manager.connection()
+            await connection.startup()
+
+            async def send(run: str, n: int, connection: Any = connection) -> Any:
+                return await connection.dispatch(job, run, n)
+
+            close = manager.shutdown
+        try:
+            await one_e2e(send, 200)  # warm-up: the worker is up and connected
+            results[variant] = [await one_e2e(send, count) for _ in range(reps)]
+        finally:
+            worker.stop()
+            await close()
+            await purge(driver, queue)
+            if driver == "nats":
+                await drop_nats_streams(queue)
+    return results
+
+
+def e2e_rows(driver: str, results: dict[str, list[tuple[float, int, int]]], baseline: float) -> list[list[str]]:
+    rows = []
+    for variant, samples in results.items():
+        rates = [r[0] for r in samples]
+        lost, dupes = sum(r[1] for r in samples), sum(r[2] for r in samples)
+        rows.append([driver, variant, cell(rates), f"{statistics.median(rates) / baseline:.2f}", str(lost), str(dupes)])
+        print(rows[-1], flush=True)
+    return rows
+
+
+async def end_to_end(drivers: list[str], reps: int, count: int) -> None:
     rows = []
     for driver in drivers:
-        results: dict[str, list[tuple[float, int, int]]] = {}
-        for variant in ("raw TaskIQ defaults", "ours (defaults)", "ours, no result backend"):
-            queue = f"bench-{uuid.uuid4().hex[:8]}"
-            env = bench_env(driver, queue, results=variant != "ours, no result backend")
-            if variant.startswith("raw"):
-                worker = Worker(["benchmarks.raw:broker", "benchmarks.jobs"], env)
-                broker = raw.make(driver, queue)
-                task = broker.register_task(job.original_func, task_name="bench:job")
-                await broker.startup()
-
-                async def send(run: str, n: int, task: Any = task) -> Any:
-                    return await task.kiq(run, n)
-
-                close: Callable[[], Awaitable[None]] = broker.shutdown
-            else:
-                worker = Worker(["queue_manager.worker:broker", "benchmarks.jobs"], env)
-                manager = our_manager(driver, queue, results=variant == "ours (defaults)")
-                connection = manager.connection()
-                await connection.startup()
-
-                async def send(run: str, n: int, connection: Any = connection) -> Any:
-                    return await connection.dispatch(job, run, n)
-
-                close = manager.shutdown
-            try:
-                await one_e2e(send, 200)  # warm-up: the worker is up and connected
-                results[variant] = [await one_e2e(send, count) for _ in range(reps)]
-            finally:
-                worker.stop()
-                await close()
-                await purge(driver, queue)
-                if driver == "nats":
-                    await drop_nats_streams(queue)
-        baseline = statistics.median(r[0] for r in results["raw TaskIQ defaults"])
-        for variant, samples in results.items():
-            rates = [r[0] for r in samples]
-            lost, dupes = sum(r[1] for r in samples), sum(r[2] for r in samples)
-            rows.append(
-                [driver, variant, cell(rates), f"{statistics.median(rates) / baseline:.2f}", str(lost), str(dupes)]
-            )
-            print(rows[-1], flush=True)
+        results = await e2e_variants(driver, reps, count)
+        rows += e2e_rows(driver, results, statistics.median(r[0] for r in results[E2E_VARIANTS[0]]))
     write(
         "e2e",
         f"End to end: jobs/s from first dispatch to last job run, one worker process, {count:,} jobs, "
         f"median of {reps} (min–max)",
         table(["driver", "variant", "jobs/s", "ratio to raw", "lost", "ran twice"], rows),
+    )
+
+
+PEERS = {
+    "celery": "Celery 5, `--pool=solo` (one process, one job at a time), no result backend",
+    "dramatiq": "Dramatiq, `--processes 1 --threads 8`",
+    "arq": "arq, `max_jobs=100`, `keep_result=0`, `poll_delay=0.01`",
+    "rq": "RQ, `SimpleWorker` (no fork per job), `result_ttl=0`",
+}
+
+
+async def peers(reps: int, count: int) -> None:
+    """Our Redis list driver and raw TaskIQ, then each peer library, on the same Redis, back to back."""
+    python = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(
+            "The peers run in their own virtualenv: python3 -m venv benchmarks/.venv-peers && "
+            "benchmarks/.venv-peers/bin/pip install -r benchmarks/requirements-peers.txt"
+        )
+    results = await e2e_variants("redis", reps, count)
+    baseline = statistics.median(r[0] for r in results[E2E_VARIANTS[0]])
+    rows = e2e_rows("fastapi-startkit-queue / TaskIQ", results, baseline)
+    for peer, how in PEERS.items():
+        done = subprocess.run(  # noqa: ASYNC221 (nothing else runs meanwhile: that is the point)
+            [str(python), "-m", "benchmarks.peers.run", peer, "--jobs", str(count), "--reps", str(reps)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            rows.append([peer, how, "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1], "", "", ""])
+            continue
+        samples = [tuple(r) for r in json.loads(done.stdout.strip().splitlines()[-1])]
+        rows += e2e_rows(peer, {how: samples}, baseline)  # type: ignore[dict-item]
+    write(
+        "peers",
+        f"Peers on the same Redis: jobs/s from first enqueue to last job run, one worker process, "
+        f"{count:,} trivial jobs (each one Redis round trip), median of {reps} (min–max)",
+        table(["library", "configuration", "jobs/s", "ratio to raw TaskIQ", "lost", "ran twice"], rows),
     )
 
 
@@ -421,7 +473,7 @@ async def bulk_dispatch(drivers: list[str], reps: int, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("what", choices=["dispatch", "e2e", "boot", "bulk", "all"], nargs="?", default="all")
+    parser.add_argument("what", choices=["dispatch", "e2e", "boot", "bulk", "peers", "all"], nargs="?", default="all")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=None, help="jobs per run (default: 20000; 5000 end to end)")
     parser.add_argument("--drivers", default=",".join(DRIVERS))
@@ -436,6 +488,8 @@ def main() -> None:
         boot_cost(drivers, args.reps)
     if args.what in ("bulk", "all"):
         asyncio.run(bulk_dispatch(drivers, args.reps, args.jobs or 20_000))
+    if args.what in ("peers", "all"):
+        asyncio.run(peers(args.reps, args.jobs or 5_000))
 
 
 if __name__ == "__main__":

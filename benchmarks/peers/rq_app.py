@@ -1,0 +1,5 @@
+from benchmarks.peers.common import count
+
+
+def job(run: str, number: int) -> None:
+    count(run, number)
