@@ -97,7 +97,8 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
             **connect_options(spec, options),
         )
         self.subscriptions: list[Any] = []
-        self._heartbeats: set[asyncio.Task[None]] = set()
+        self.in_flight: dict[int, Any] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
 
     def subject_for(self, queue: str) -> str:
         return f"{self.options.subject_prefix}.{queue}"
@@ -149,26 +150,26 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
         self.consumer = self.subscriptions[0]
 
     def _ack_with_heartbeat(self, message: Any) -> Callable[[], Awaitable[None]]:
-        """Keep telling the server the job is in progress until it is acknowledged."""
-        interval = self.options.ack_wait / 3
-
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    await message.in_progress()
-                except NatsError:
-                    return
-
-        heartbeat = asyncio.create_task(beat())
-        self._heartbeats.add(heartbeat)
-        heartbeat.add_done_callback(self._heartbeats.discard)
+        """Until the job is acknowledged it is in ``in_flight``; one loop tells the server all of them
+        are still in progress every ``ack_wait / 3`` seconds."""
+        self.in_flight[id(message)] = message  # nats Msg objects are not hashable
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._keep_in_flight_alive())
 
         async def ack() -> None:
-            heartbeat.cancel()
+            self.in_flight.pop(id(message), None)
             await message.ack()
 
         return ack
+
+    async def _keep_in_flight_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.ack_wait / 3)
+            for key, message in list(self.in_flight.items()):
+                try:
+                    await message.in_progress()
+                except NatsError:
+                    self.in_flight.pop(key, None)
 
     async def _add_or_reuse_stream(self) -> None:
         """Create the stream, or check an existing one can serve as a work queue for our subjects."""
@@ -190,8 +191,8 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
             )
 
     async def shutdown(self) -> None:
-        for heartbeat in list(self._heartbeats):
-            heartbeat.cancel()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         await super().shutdown()
 
     async def kick(self, message: BrokerMessage) -> None:

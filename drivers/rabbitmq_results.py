@@ -4,7 +4,13 @@ taskiq-aio-pika ships no result backend. Each result is one persistent message
 in its own small queue (``<prefix><task_id>``) that RabbitMQ deletes after
 ``ttl`` seconds unused (``x-expires``), the way Celery's ``amqp`` backend
 kept results. Reading a result requeues it, so it can be read again until it
-expires. Stored as JSON. RabbitMQ puts a read result back asynchronously, so
+expires. Stored as JSON.
+
+Storing costs the worker no round trip: the result queue is declared with
+``nowait`` on a channel without publisher confirms, and the publish follows it
+on the same channel, so RabbitMQ routes it after the declaration. (A result
+can be lost only if RabbitMQ itself dies at that moment; the job is not.)
+RabbitMQ puts a read result back asynchronously, so
 for a moment after a read another reader may see it as not ready yet;
 ``wait_result`` simply polls again.
 """
@@ -41,15 +47,17 @@ class RabbitMQResultBackend(AsyncResultBackend[_ReturnType]):
         self.serializer = JSONSerializer()
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractChannel | None = None
+        self.store_channel: AbstractChannel | None = None
 
     async def startup(self) -> None:
         self.connection = await aio_pika.connect_robust(self.url, timeout=self.connect_timeout)
         self.channel = await self.connection.channel()
+        self.store_channel = await self.connection.channel(publisher_confirms=False)
 
     async def shutdown(self) -> None:
         if self.connection is not None:
             await self.connection.close()
-        self.connection = self.channel = None
+        self.connection = self.channel = self.store_channel = None
 
     async def _queue(self, task_id: str) -> AbstractQueue:
         if self.channel is None:
@@ -57,11 +65,14 @@ class RabbitMQResultBackend(AsyncResultBackend[_ReturnType]):
         return await self.channel.declare_queue(self.prefix + task_id, durable=True, arguments=self.arguments)
 
     async def set_result(self, task_id: str, result: TaskiqResult[_ReturnType]) -> None:
-        await self._queue(task_id)
-        assert self.channel is not None
+        if self.store_channel is None:
+            raise ResultBackendNotStartedError
+        name = self.prefix + task_id
+        underlay = await self.store_channel.get_underlay_channel()
+        await underlay.queue_declare(name, durable=True, arguments=self.arguments, nowait=True)
         body = self.serializer.dumpb(result.model_dump(mode="json"))
         message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        await self.channel.default_exchange.publish(message, routing_key=self.prefix + task_id)
+        await self.store_channel.default_exchange.publish(message, routing_key=name)
 
     async def is_result_ready(self, task_id: str) -> bool:
         queue = await self._queue(task_id)

@@ -85,7 +85,8 @@ class RedisStreamQueueBroker(RedisSending, RedisStreamBroker):
         self.prefix = options.prefix
         self.delayed = DelayedJobs(MIGRATE_DUE_TO_STREAM, [options.maxlen or 0])
         self.streams = [self.queue_name]
-        self._heartbeats: set[asyncio.Task[None]] = set()
+        self.in_flight: dict[Any, set[Any]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Read these queues' streams (call before the worker starts listening)."""
@@ -106,34 +107,37 @@ class RedisStreamQueueBroker(RedisSending, RedisStreamBroker):
         return AckableMessage(data=fields[b"data"], ack=self._ack_and_delete(stream, msg_id))
 
     def _ack_and_delete(self, stream: Any, msg_id: Any) -> Callable[[], Awaitable[None]]:
-        """Acknowledge and delete; until then keep the job's idle time low, so a job that runs longer
-        than ``idle_timeout_ms`` is not reclaimed (and run twice) while this worker still runs it."""
-        heartbeat = asyncio.create_task(self._heartbeat(stream, msg_id))
-        self._heartbeats.add(heartbeat)
-        heartbeat.add_done_callback(self._heartbeats.discard)
+        """Acknowledge and delete; until then the job is in ``in_flight``, whose idle time the heartbeat
+        keeps low, so a job that runs longer than ``idle_timeout_ms`` is not reclaimed (and run twice)."""
+        self.in_flight.setdefault(stream, set()).add(msg_id)
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._keep_in_flight_fresh())
 
         async def ack() -> None:
-            heartbeat.cancel()
-            async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline() as pipe:
+            self.in_flight[stream].discard(msg_id)
+            async with self.sender.pipeline(transaction=True) as pipe:
                 pipe.xack(stream, self.consumer_group_name, msg_id)
                 pipe.xdel(stream, msg_id)
                 await pipe.execute()
 
         return ack
 
-    async def _heartbeat(self, stream: Any, msg_id: Any) -> None:
+    async def _keep_in_flight_fresh(self) -> None:
+        """One loop for all running jobs: XCLAIM (JUSTID, to ourselves) resets their idle time."""
         while True:
             await asyncio.sleep(self.idle_timeout / 3000)
-            try:
-                async with Redis(connection_pool=self.connection_pool) as redis:
-                    # XCLAIM to ourselves with JUSTID resets the entry's idle time and nothing else.
-                    await redis.xclaim(stream, self.consumer_group_name, self.consumer_name, 0, [msg_id], justid=True)
-            except CONNECTION_ERRORS:
-                continue
+            for stream, ids in self.in_flight.items():
+                if ids:
+                    try:
+                        await self.sender.xclaim(
+                            stream, self.consumer_group_name, self.consumer_name, 0, list(ids), justid=True
+                        )
+                    except CONNECTION_ERRORS:
+                        continue
 
     async def shutdown(self) -> None:
-        for heartbeat in list(self._heartbeats):
-            heartbeat.cancel()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         await super().shutdown()
 
     async def _forget_dead_consumers(self, redis: Redis, stream: str) -> None:

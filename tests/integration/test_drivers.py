@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from taskiq import TaskiqResult
@@ -80,6 +81,14 @@ async def test_wrong_rabbitmq_password_is_a_clear_error_without_the_password(
     assert "not-the-password" not in caplog.text
 
 
+async def ready_soon(backend: Any, task_id: str, why: str) -> None:
+    for _ in range(100):
+        if await backend.is_result_ready(task_id):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(why)
+
+
 def sample_result() -> TaskiqResult[dict[str, int]]:
     return TaskiqResult(is_err=False, return_value={"answer": 42}, execution_time=0.5)
 
@@ -115,16 +124,12 @@ async def test_results_are_stored_as_json_and_read_back(connection: Connection) 
     backend = connection.broker.result_backend
     task_id = uuid.uuid4().hex
     await backend.set_result(task_id, sample_result())
-    assert await backend.is_result_ready(task_id)
+    # RabbitMQ stores without waiting for a confirm, and requeues a read result asynchronously:
+    # a reader polls (as wait_result does) and finds it within moments, and reading never consumes it.
+    await ready_soon(backend, task_id, "a stored result is ready")
     result = await backend.get_result(task_id)
     assert result.return_value == {"answer": 42} and not result.is_err
-    # RabbitMQ requeues the read result asynchronously: it is back within moments, never gone.
-    for _ in range(100):
-        if await backend.is_result_ready(task_id):
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("reading a result consumed it")
+    await ready_soon(backend, task_id, "reading a result does not consume it")
     stored = json.loads(await read_raw_result(connection, task_id))
     assert stored["return_value"] == {"answer": 42}
 
