@@ -186,3 +186,11 @@ def ran_jobs(record_dir: Path) -> dict[int, tuple[float, str]]:
     """job id -> (time it ran, connection that ran it), from app.jobs.remember's record."""
     rows = (line.split() for line in lines(record_dir / "ran"))
     return {int(job): (float(at), where) for job, at, where in rows}
+
+
+def connections_env(queues: dict[str, str], record_dir: Path, driver: str, **extra: str) -> dict[str, str]:
+    """Env for the example app on ``driver``, every connection on its unique queue."""
+    env = {"QUEUE_DRIVER": driver, "RECORD_DIR": str(record_dir), **extra}
+    for name, queue in queues.items():
+        env[f"QUEUE_CONNECTIONS__{name.upper()}__QUEUE"] = queue
+    return env

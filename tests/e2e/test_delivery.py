@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import SERVER_DRIVERS, cleanup, dispatch_jobs, lines, queue_work, ran_jobs, unique, wait_for
+from tests.helpers import connections_env, dispatch_jobs, lines, queue_work, ran_jobs, wait_for
 from tests.servers import private_nats, private_redis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
@@ -26,26 +25,8 @@ FAST_REDELIVERY = {
 }
 
 
-@pytest.fixture
-def record_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "records"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def queues() -> Iterator[dict[str, str]]:
-    names = {driver: unique() for driver in SERVER_DRIVERS}
-    yield names
-    for driver, queue in names.items():
-        cleanup(driver, queue)
-
-
 def env_for(driver: str, queues: dict[str, str], record_dir: Path) -> dict[str, str]:
-    env = {"QUEUE_DRIVER": driver, "RECORD_DIR": str(record_dir), **FAST_REDELIVERY}
-    for name, queue in queues.items():
-        env[f"QUEUE_CONNECTIONS__{name.upper()}__QUEUE"] = queue
-    return env
+    return connections_env(queues, record_dir, driver, **FAST_REDELIVERY)
 
 
 def events(record_dir: Path) -> list[tuple[str, int, float, int]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -12,11 +11,11 @@ import pytest
 from tests.helpers import (
     SERVER_DRIVERS,
     cleanup,
+    connections_env,
     dispatch_jobs,
     lines,
     queue_work,
     ran_jobs,
-    unique,
     wait_for,
 )
 
@@ -24,27 +23,8 @@ pytestmark = pytest.mark.e2e
 TASKS = "--tasks=app.jobs"
 
 
-@pytest.fixture
-def record_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "records"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def queues() -> Iterator[dict[str, str]]:
-    """A unique default queue per connection; whatever they leave behind is deleted afterwards."""
-    names = {driver: unique() for driver in SERVER_DRIVERS}
-    yield names
-    for driver, queue in names.items():
-        cleanup(driver, queue)
-
-
 def base_env(queues: dict[str, str], record_dir: Path, driver: str = "redis") -> dict[str, str]:
-    env = {"QUEUE_DRIVER": driver, "RECORD_DIR": str(record_dir)}
-    for name, queue in queues.items():
-        env[f"QUEUE_CONNECTIONS__{name.upper()}__QUEUE"] = queue
-    return env
+    return connections_env(queues, record_dir, driver)
 
 
 def test_one_task_runs_on_each_of_the_five_connections(
