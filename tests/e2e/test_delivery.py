@@ -107,26 +107,19 @@ def test_worker_killed_twice_mid_run(driver: str, queues: dict[str, str], record
         assert max(reruns.values(), default=0) <= 15
 
 
-@pytest.mark.parametrize("driver", ["redis", "redis_stream"])
-def test_worker_reconnects_after_redis_restarts(driver: str, tmp_path: Path, record_dir: Path) -> None:
-    with private_redis(tmp_path) as server:
-        env = {"QUEUE_DRIVER": driver, "REDIS_URL": f"redis://127.0.0.1:{server.port}/0", "RECORD_DIR": str(record_dir)}
-        with queue_work(TASKS, env=env, log=tmp_path / "w.log") as worker:
-            dispatch_jobs([{"task": "remember", "args": [i]} for i in range(5)], env)
-            restarted_at = time.time()
-            server.restart(pause=2)
-            rows = dispatch_jobs([{"task": "remember", "args": [i]} for i in range(5, 10)], env, timeout=60)
-            ran = ran_jobs(record_dir)
-            output = worker.output()
-        assert sorted(ran) == list(range(10)) and all(not row["is_err"] for row in rows)
-        assert output.count("Started process worker-0") == 1, f"the worker process crashed:\n{output}"
-        assert "reconnecting" in output
-        measure(f"broker-restart {driver}", seconds_to_first_job_after_restart=round(ran[5][0] - restarted_at, 2))
+PRIVATE_SERVERS = {
+    "redis": (private_redis, "REDIS_URL", "redis://127.0.0.1:{port}/0"),
+    "redis_stream": (private_redis, "REDIS_URL", "redis://127.0.0.1:{port}/0"),
+    "nats": (private_nats, "NATS_URL", "nats://127.0.0.1:{port}"),
+}
 
 
-def test_worker_reconnects_after_nats_restarts(tmp_path: Path, record_dir: Path) -> None:
-    with private_nats(tmp_path) as server:
-        env = {"QUEUE_DRIVER": "nats", "NATS_URL": f"nats://127.0.0.1:{server.port}", "RECORD_DIR": str(record_dir)}
+@pytest.mark.parametrize("driver", sorted(PRIVATE_SERVERS))
+def test_worker_reconnects_after_its_server_restarts(driver: str, tmp_path: Path, record_dir: Path) -> None:
+    """A private server on another loopback port is stopped and started under a running worker."""
+    start_server, url_variable, url = PRIVATE_SERVERS[driver]
+    with start_server(tmp_path) as server:
+        env = {"QUEUE_DRIVER": driver, url_variable: url.format(port=server.port), "RECORD_DIR": str(record_dir)}
         with queue_work(TASKS, env=env, log=tmp_path / "w.log") as worker:
             dispatch_jobs([{"task": "remember", "args": [i]} for i in range(5)], env)
             restarted_at = time.time()
@@ -136,7 +129,9 @@ def test_worker_reconnects_after_nats_restarts(tmp_path: Path, record_dir: Path)
             output = worker.output()
         assert sorted(ran) == list(range(10)) and all(not row["is_err"] for row in rows)
         assert output.count("Started process worker-0") == 1, f"the worker process crashed:\n{output}"
-        measure("broker-restart nats", seconds_to_first_job_after_restart=round(ran[5][0] - restarted_at, 2))
+        if driver.startswith("redis"):
+            assert "reconnecting" in output, "our reconnect loop, not a crash, brought the worker back"
+        measure(f"broker-restart {driver}", seconds_to_first_job_after_restart=round(ran[5][0] - restarted_at, 2))
 
 
 def close_rabbitmq_connections(marker: str) -> int:
