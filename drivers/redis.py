@@ -25,6 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
+from functools import cached_property
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -34,11 +35,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker, BrokerMessage
 from taskiq.serializers import JSONSerializer
-from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
+from taskiq_redis import ListQueueBroker
 
 from drivers.delay import ETA_LABEL, seconds_until_due
 from drivers.options import RedisOptions
 from drivers.reach import unreachable
+from drivers.redis_results import RedisResults
 from drivers.spec import BrokerSpec
 
 logger = logging.getLogger("queue_manager.drivers.redis")
@@ -100,8 +102,8 @@ def connection_kwargs(options: RedisOptions, block_seconds: float) -> dict[str, 
     }
 
 
-def result_backend(spec: BrokerSpec, options: RedisOptions) -> RedisAsyncResultBackend[Any]:
-    return RedisAsyncResultBackend(
+def result_backend(spec: BrokerSpec, options: RedisOptions) -> RedisResults[Any]:
+    return RedisResults(
         redis_url=str(spec.url),
         serializer=JSONSerializer(),
         prefix_str=options.result_prefix,
@@ -144,12 +146,9 @@ class RedisSending:
         """Queue a due job on ``redis`` (a client or a pipeline)."""
         raise NotImplementedError
 
-    @property
+    @cached_property
     def sender(self) -> Redis:
-        client: Redis | None = self.__dict__.get("_sender")
-        if client is None:
-            client = self.__dict__["_sender"] = Redis(connection_pool=self.connection_pool)
-        return client
+        return Redis(connection_pool=self.connection_pool)
 
     async def startup(self) -> None:
         await check_reachable(self.spec, self.sender)
