@@ -6,7 +6,6 @@ manager; ``queue_manager.errors`` re-exports them under the public names.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -25,6 +24,8 @@ class BrokerUnreachableError(ConnectionError):
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest valid name, or an empty string."""
     valid_list = sorted(valid)
+    import difflib  # only on the error path: it costs a millisecond of every boot otherwise
+
     match = difflib.get_close_matches(name.lower(), valid_list, n=1, cutoff=0.5)
     return f" Did you mean '{match[0]}'?" if match else ""
 

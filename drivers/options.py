@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class DriverOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: an app builds one or two of these, not all five, at boot.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class RedisOptions(DriverOptions):

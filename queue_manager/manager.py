@@ -187,6 +187,8 @@ class QueueManager:
                 f"with {' or '.join(s + '://' for s in info.schemes)}. Fix QUEUE_CONNECTIONS__{name.upper()}__URL "
                 "or the driver's *_URL variable."
             )
+        if not spec.options:  # the driver's defaults: valid by construction (and no model to build at boot)
+            return
         try:
             info.options.model_validate(dict(spec.options))
         except ValidationError as error:

@@ -129,3 +129,25 @@ def test_repr_masks_passwords(clean_env: pytest.MonkeyPatch) -> None:
 def test_config_of_the_wrong_type_is_named(clean_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(QueueConfigurationError, match="list"):
         load_settings(["redis"])
+
+
+def test_env_names_are_case_insensitive_and_json_values_parse(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("queue_connections__Reports__driver", "redis")
+    clean_env.setenv("QUEUE_CONNECTIONS__REPORTS__OPTIONS", '{"result_ttl": 60}')
+    clean_env.setenv("QUEUE_CONNECTIONS__REPORTS__OPTIONS__MAX_CONNECTIONS", "7")
+    reports = QueueSettings().connections["reports"]
+    assert reports.driver == "redis"
+    assert reports.options == {"result_ttl": 60, "max_connections": "7"}
+
+
+def test_env_json_that_does_not_parse_is_named(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_CONNECTIONS__REDIS__OPTIONS", '{"result_ttl": 60,}')
+    with pytest.raises(QueueConfigurationError, match="QUEUE_CONNECTIONS__REDIS__OPTIONS looks like JSON"):
+        QueueSettings()
+
+
+def test_custom_driver_path_from_env(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_DRIVERS__LOCAL", "drivers.memory:build")
+    from drivers import memory
+
+    assert QueueSettings().drivers == {"local": memory.build}
