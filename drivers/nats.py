@@ -37,11 +37,11 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
 from nats.js.errors import BadRequestError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
-from taskiq.serializers import JSONSerializer
-from taskiq_nats import NATSObjectStoreResultBackend, PullBasedJetStreamBroker
+from taskiq_nats import PullBasedJetStreamBroker
 
 from drivers.delay import ETA_LABEL, eta_remaining, seconds_until_due
 from drivers.errors import QueueConfigurationError
+from drivers.nats_results import NatsResults
 from drivers.options import NatsOptions
 from drivers.reach import scrub, unreachable
 from drivers.spec import BrokerSpec
@@ -226,11 +226,8 @@ def build(spec: BrokerSpec) -> AsyncBroker:
     options = NatsOptions.model_validate(dict(spec.options))
     broker: AsyncBroker = NatsQueueBroker(spec, options)
     if spec.result_backend:
-        backend: NATSObjectStoreResultBackend[Any] = NATSObjectStoreResultBackend(
-            servers=str(spec.url),
-            bucket_name=options.result_bucket,
-            serializer=JSONSerializer(),
-            **connect_options(spec, options),
+        backend: NatsResults[Any] = NatsResults(
+            str(spec.url), options.result_bucket, options.result_ttl, **connect_options(spec, options)
         )
         broker = broker.with_result_backend(backend)
     return broker

@@ -53,7 +53,8 @@ class NatsOptions(DriverOptions):
     ack_wait: float = Field(30.0, gt=0, description="seconds before an unacknowledged job is redelivered")
     fetch_timeout: float = Field(2.0, gt=0, description="seconds one pull request waits for jobs")
     fetch_batch: int = Field(10, gt=0, description="jobs one pull request may return")
-    result_bucket: str = "queue_results"
+    result_bucket: str = Field("queue_results", description="key-value bucket of results")
+    result_ttl: float = Field(86_400, gt=0, description="seconds a result is kept (the bucket's TTL, set when made)")
     connect_timeout: float = Field(5.0, gt=0)
 
 

@@ -21,21 +21,13 @@ from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
-from taskiq import AsyncResultBackend, ResultGetError
+from taskiq import AsyncResultBackend
 from taskiq.result import TaskiqResult
 from taskiq.serializers import JSONSerializer
 
+from drivers.result_errors import ResultBackendNotStartedError, ResultMissingError
+
 _ReturnType = TypeVar("_ReturnType")
-
-
-class ResultBackendNotStartedError(ResultGetError):
-    __template__ = "The RabbitMQ result backend is not started: call broker.startup() first."
-
-
-class ResultMissingError(ResultGetError):
-    __template__ = "No result is stored for task {task_id} (it has not finished, or its result expired)."
-
-    task_id: str
 
 
 class RabbitMQResultBackend(AsyncResultBackend[_ReturnType]):

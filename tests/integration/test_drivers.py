@@ -113,10 +113,17 @@ async def read_raw_result(connection: Connection, task_id: str) -> bytes:
             message = await queue.get(no_ack=True)
             await queue.delete(if_unused=False, if_empty=False)
             return message.body
-    backend = connection.broker.result_backend
-    data = await backend.object_store.get(task_id)  # type: ignore[attr-defined]
-    await backend.object_store.delete(task_id)  # type: ignore[attr-defined]
-    return bytes(data.data)
+    import nats
+
+    client = await nats.connect(str(connection.spec.url))
+    try:
+        bucket = await client.jetstream().key_value("queue_results")
+        assert 0 < ((await bucket.status()).ttl or 0) <= 86_400, "results expire by default"
+        entry = await bucket.get(task_id)
+        await bucket.purge(task_id)
+    finally:
+        await client.close()
+    return bytes(entry.value or b"")
 
 
 @pytest.mark.parametrize("connection", SERVER_DRIVERS, indirect=True)
