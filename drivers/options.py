@@ -44,6 +44,9 @@ class RabbitMQOptions(DriverOptions):
     queue_type: Literal["quorum", "classic"] = "quorum"
     qos: int = Field(10, gt=0, description="messages a worker may hold unacknowledged")
     result_ttl: int = Field(86_400, gt=0, description="seconds an unread result queue lives")
+    result_durable: bool = Field(
+        False, description="results survive a RabbitMQ restart (durable queues: each result costs ~2x)"
+    )
     connect_timeout: float = Field(5.0, gt=0)
 
 

@@ -165,7 +165,11 @@ def build(spec: BrokerSpec) -> AsyncBroker:
     broker: AsyncBroker = RabbitMQBroker(spec, options)
     if spec.result_backend:
         backend: RabbitMQResultBackend[Any] = RabbitMQResultBackend(
-            str(spec.url), f"{options.exchange}.results.", options.result_ttl, options.connect_timeout
+            str(spec.url),
+            f"{options.exchange}.results.",
+            options.result_ttl,
+            options.connect_timeout,
+            durable=options.result_durable,
         )
         broker = broker.with_result_backend(backend)
     return broker

@@ -1,10 +1,16 @@
 """A RabbitMQ result backend, so ``wait_result`` works on a RabbitMQ-only deployment.
 
-taskiq-aio-pika ships no result backend. Each result is one persistent message
-in its own small queue (``<prefix><task_id>``) that RabbitMQ deletes after
-``ttl`` seconds unused (``x-expires``), the way Celery's ``amqp`` backend
-kept results. Reading a result requeues it, so it can be read again until it
+taskiq-aio-pika ships no result backend. Each result is one message in its
+own small queue (``<prefix><task_id>``) that RabbitMQ deletes after ``ttl``
+seconds unused (``x-expires``), the way Celery's ``amqp`` backend kept
+results. Reading a result requeues it, so it can be read again until it
 expires. Stored as JSON.
+
+Result queues are transient by default, as Celery's ``result_persistent``:
+declaring a durable queue costs RabbitMQ a disk transaction: a worker stored
+about 1.7x as many transient results per second (620-650 against 340-400).
+The jobs themselves stay durable; a RabbitMQ restart forgets only results.
+``durable=True`` (option ``result_durable``) keeps them across restarts.
 
 Storing costs the worker no round trip: the result queue is declared with
 ``nowait`` on a channel without publisher confirms, and the publish follows it
@@ -31,9 +37,13 @@ _ReturnType = TypeVar("_ReturnType")
 
 
 class RabbitMQResultBackend(AsyncResultBackend[_ReturnType]):
-    def __init__(self, url: str, prefix: str, ttl: int, connect_timeout: float | None = None) -> None:
+    def __init__(
+        self, url: str, prefix: str, ttl: int, connect_timeout: float | None = None, durable: bool = False
+    ) -> None:
         self.url = url
         self.prefix = prefix
+        self.durable = durable
+        self.delivery_mode = aio_pika.DeliveryMode.PERSISTENT if durable else aio_pika.DeliveryMode.NOT_PERSISTENT
         self.arguments: dict[str, Any] = {"x-expires": ttl * 1000, "x-max-length": 1, "x-queue-type": "classic"}
         self.connect_timeout = connect_timeout
         self.serializer = JSONSerializer()
@@ -54,16 +64,16 @@ class RabbitMQResultBackend(AsyncResultBackend[_ReturnType]):
     async def _queue(self, task_id: str) -> AbstractQueue:
         if self.channel is None:
             raise ResultBackendNotStartedError
-        return await self.channel.declare_queue(self.prefix + task_id, durable=True, arguments=self.arguments)
+        return await self.channel.declare_queue(self.prefix + task_id, durable=self.durable, arguments=self.arguments)
 
     async def set_result(self, task_id: str, result: TaskiqResult[_ReturnType]) -> None:
         if self.store_channel is None:
             raise ResultBackendNotStartedError
         name = self.prefix + task_id
         underlay = await self.store_channel.get_underlay_channel()
-        await underlay.queue_declare(name, durable=True, arguments=self.arguments, nowait=True)
+        await underlay.queue_declare(name, durable=self.durable, arguments=self.arguments, nowait=True)
         body = self.serializer.dumpb(result.model_dump(mode="json"))
-        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        message = aio_pika.Message(body, delivery_mode=self.delivery_mode)
         await self.store_channel.default_exchange.publish(message, routing_key=name)
 
     async def is_result_ready(self, task_id: str) -> bool:

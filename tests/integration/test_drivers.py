@@ -167,3 +167,28 @@ async def test_redis_list_and_stream_share_one_server_without_collision(queue_na
     finally:
         await manager.shutdown()
         await cleanup_queue("redis", queue_name)
+
+
+@pytest.mark.parametrize("durable", [False, True])
+async def test_rabbitmq_result_queues_are_transient_unless_asked(queue_name: str, durable: bool) -> None:
+    import aio_pika
+    from aiormq.exceptions import ChannelPreconditionFailed
+
+    options = {"result_durable": True} if durable else {}
+    conn = manager_for("rabbitmq", queue_name, options=options).connection()
+    await conn.startup()
+    task_id = uuid.uuid4().hex
+    name = f"queues.results.{task_id}"
+    try:
+        await conn.broker.result_backend.set_result(task_id, sample_result())
+        await ready_soon(conn.broker.result_backend, task_id, "a stored result is ready")
+        async with await aio_pika.connect(str(conn.spec.url)) as amqp:
+            # RabbitMQ refuses to re-declare a queue with the other durability: that tells which it is.
+            channel = await amqp.channel()
+            with pytest.raises(ChannelPreconditionFailed, match="durable"):
+                await channel.declare_queue(name, durable=not durable, arguments=conn.broker.result_backend.arguments)
+            channel = await amqp.channel()
+            await channel.queue_delete(name)
+    finally:
+        await conn.shutdown()
+        await cleanup_queue("rabbitmq", queue_name)
