@@ -72,12 +72,27 @@ def write(name: str, title: str, body: str) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+NATS_BENCH_BUCKET = "bench_results"
+
+
+def bench_options(driver: str) -> dict[str, Any]:
+    """Defaults, except that results expire after 10 minutes instead of a day (in their own bucket on
+    NATS, whose TTL is fixed when it is made): a full run stores ~100,000 results. Speed is the same."""
+    if driver == "memory":
+        return {}
+    options: dict[str, Any] = {"result_ttl": 600}
+    if driver == "nats":
+        options["result_bucket"] = NATS_BENCH_BUCKET
+    return options
+
+
 def bench_env(driver: str, queue: str, results: bool = True) -> dict[str, str]:
     env = {
         "APP_ENV": "benchmark",
         "QUEUE_APP": "benchmarks.app:app",
         "QUEUE_DRIVER": driver,
         f"QUEUE_CONNECTIONS__{driver.upper()}__QUEUE": queue,
+        f"QUEUE_CONNECTIONS__{driver.upper()}__OPTIONS": json.dumps(bench_options(driver)),
         "BENCH_DRIVER": driver,
         "BENCH_QUEUE": queue,
     }
@@ -91,7 +106,7 @@ def our_manager(driver: str, queue: str, results: bool = True) -> Any:
     from queue_manager.context import use_manager
     from queue_manager.settings import load_settings
 
-    connection: dict[str, Any] = {"queue": queue, "result_backend": results}
+    connection: dict[str, Any] = {"queue": queue, "result_backend": results, "options": bench_options(driver)}
     manager = QueueManager(load_settings({"driver": driver, "connections": {driver: connection}}))
     use_manager(manager)
     return manager
@@ -127,7 +142,11 @@ async def drop_nats_streams(queue: str) -> None:
 
     client = await nats.connect("nats://127.0.0.1:4222")
     js = client.jetstream()
-    for dropping in (js.delete_stream(f"RAW_{queue}"), js.delete_consumer("QUEUES", f"workers_{queue}")):
+    for dropping in (
+        js.delete_stream(f"RAW_{queue}"),
+        js.delete_consumer("QUEUES", f"workers_{queue}"),
+        js.delete_key_value(NATS_BENCH_BUCKET),
+    ):
         with contextlib.suppress(Exception):
             await dropping
     await client.close()

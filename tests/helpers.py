@@ -153,8 +153,11 @@ async def cleanup_queue(driver: str, queue: str) -> None:
 
         client = await nats.connect("nats://127.0.0.1:4222")
         try:
+            js = client.jetstream()
             with suppress(Exception):
-                await client.jetstream().delete_consumer("QUEUES", f"workers_{queue}")
+                await js.delete_consumer("QUEUES", f"workers_{queue}")
+            with suppress(Exception):  # a work-queue stream keeps jobs nobody consumes: drop this run's
+                await js.purge_stream("QUEUES", subject=f"queues.{queue}")
         finally:
             await client.close()
 
