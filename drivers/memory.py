@@ -49,6 +49,18 @@ class MemoryBroker(InMemoryBroker):
         await asyncio.sleep(delay)
         await super().kick(message)
 
+    async def size(self, queue: str) -> int:
+        """Delayed jobs not yet due (any other job ran, or is running, as it was dispatched)."""
+        return len(self._delayed)
+
+    async def clear(self, queue: str) -> int:
+        """Cancel the delayed jobs not yet due; returns how many."""
+        waiting = [task for task in self._delayed if not task.done()]
+        for task in waiting:
+            task.cancel()
+        self._delayed.difference_update(waiting)  # a cancelled task is done only on the next loop turn
+        return len(waiting)
+
     async def shutdown(self) -> None:
         for task in list(self._delayed):
             task.cancel()

@@ -195,6 +195,18 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
             self._heartbeat.cancel()
         await super().shutdown()
 
+    async def size(self, queue: str) -> int:
+        """Jobs in ``queue``'s subject: waiting, delayed (they wait in the stream) and running now."""
+        subject = self.subject_for(queue)
+        info = await self.js.stream_info(self.options.stream, subjects_filter=subject)
+        return int((info.state.subjects or {}).get(subject, 0))
+
+    async def clear(self, queue: str) -> int:
+        """Purge ``queue``'s subject from the stream; returns how many jobs it held just before."""
+        count = await self.size(queue)
+        await self.js.purge_stream(self.options.stream, subject=self.subject_for(queue))
+        return count
+
     async def kick(self, message: BrokerMessage) -> None:
         queue = message.labels.get("queue_name")
         subject = self.subject_for(queue) if queue else self.subject

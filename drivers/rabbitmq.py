@@ -22,12 +22,12 @@ import asyncio
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from aio_pika import DeliveryMode, ExchangeType, Message
-from aio_pika.abc import AbstractChannel, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import AMQPConnectionError
-from aiormq.exceptions import ChannelPreconditionFailed
+from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 from taskiq import AsyncBroker, BrokerMessage
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
@@ -142,6 +142,27 @@ class RabbitMQBroker(AioPikaBroker):
             )
             self._declared.add(name)
         return name
+
+    async def _counted(self, queue: str, clear: bool) -> int:
+        self._channel()  # not started: the clear error
+        connection = cast(AbstractRobustConnection, self.write_conn)
+        # A channel of its own: asking for a queue that does not exist closes the channel.
+        async with connection.channel() as channel:
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+            except ChannelNotFoundEntity:
+                return 0
+            if clear:
+                return int((await declared.purge()).message_count or 0)
+            return int(declared.declaration_result.message_count or 0)
+
+    async def size(self, queue: str) -> int:
+        """Jobs ready in ``queue``; RabbitMQ does not count jobs running now or waiting in a delay queue."""
+        return await self._counted(queue, clear=False)
+
+    async def clear(self, queue: str) -> int:
+        """Purge the ready jobs of ``queue``; returns how many."""
+        return await self._counted(queue, clear=True)
 
     async def kick(self, message: BrokerMessage) -> None:
         target = message.labels.get("queue_name") or self.spec.queue

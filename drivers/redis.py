@@ -146,6 +146,36 @@ class RedisSending:
         """Queue a due job on ``redis`` (a client or a pipeline)."""
         raise NotImplementedError
 
+    def length(self, pipe: Any, key: str) -> Any:
+        """Queue on ``pipe`` the command that counts the jobs in ``key``."""
+        raise NotImplementedError
+
+    def empty(self, pipe: Any, key: str) -> Any:
+        """Queue on ``pipe`` the command that removes every job in ``key``."""
+        raise NotImplementedError
+
+    async def _counted(self, queue: str, clear: bool) -> int:
+        key = self.key_for(queue)
+        try:
+            async with self.sender.pipeline(transaction=True) as pipe:
+                self.length(pipe, key)
+                pipe.zcard(delayed_key(key))
+                if clear:
+                    self.empty(pipe, key)
+                    pipe.delete(delayed_key(key))
+                waiting, delayed, *_ = await pipe.execute()
+        except CONNECTION_ERRORS as error:
+            raise unreachable(self.spec, error) from None
+        return int(waiting) + int(delayed)
+
+    async def size(self, queue: str) -> int:
+        """Jobs waiting in ``queue``, delayed ones included."""
+        return await self._counted(queue, clear=False)
+
+    async def clear(self, queue: str) -> int:
+        """Delete every job waiting in ``queue`` (delayed ones too), in one transaction; returns how many."""
+        return await self._counted(queue, clear=True)
+
     @cached_property
     def sender(self) -> Redis:
         return Redis(connection_pool=self.connection_pool)
@@ -202,6 +232,12 @@ class RedisListBroker(RedisSending, ListQueueBroker):
 
     def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
         return redis.lpush(key, message.message)
+
+    def length(self, pipe: Any, key: str) -> Any:
+        return pipe.llen(key)
+
+    def empty(self, pipe: Any, key: str) -> Any:
+        return pipe.delete(key)
 
     async def listen(self) -> AsyncGenerator[bytes, None]:
         delay = RECONNECT_BACKOFF[0]

@@ -103,6 +103,14 @@ class RedisStreamQueueBroker(RedisSending, RedisStreamBroker):
     def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
         return redis.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
 
+    def length(self, pipe: Any, key: str) -> Any:
+        """A job leaves the stream when it is acknowledged: the count includes jobs running now."""
+        return pipe.xlen(key)
+
+    def empty(self, pipe: Any, key: str) -> Any:
+        """Trim rather than delete, so the consumer group (and its workers' reads) stay."""
+        return pipe.xtrim(key, maxlen=0, approximate=False)
+
     def _message(self, stream: Any, msg_id: Any, fields: Any) -> AckableMessage:
         return AckableMessage(data=fields[b"data"], ack=self._ack_and_delete(stream, msg_id))
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask, TaskiqEvents, TaskiqMiddleware, TaskiqState
 from taskiq.utils import maybe_awaitable
 
-from drivers import BrokerSpec
-from queue_manager.dispatch import PendingDispatch
+from drivers import BrokerSpec, QueueConfigurationError
+from queue_manager.dispatch import PendingDispatch, check_queue_name
 
 if TYPE_CHECKING:
     from queue_manager.testing.fake import QueueFake
@@ -83,6 +83,32 @@ class Connection:
     async def ping(self) -> None:
         """Check the server answers (a short-lived connection); raises BrokerUnreachableError."""
         await self._pinger(self.spec)
+
+    async def size(self, queue: str | None = None) -> int:
+        """Laravel's ``Queue::size``: jobs waiting in ``queue`` (default: this connection's queue).
+
+        What a broker can count differs a little: see the README's "Queue size" table.
+        """
+        return await self._counted("size", queue)
+
+    async def clear(self, queue: str | None = None) -> int:
+        """Laravel's ``Queue::clear``: delete the jobs waiting in ``queue``; returns how many there were."""
+        return await self._counted("clear", queue)
+
+    async def _counted(self, operation: str, queue: str | None) -> int:
+        name = check_queue_name(queue or self.queue)
+        if self.faked_by is not None and self.faked_by.tasks is None:  # every job is recorded, none sent
+            return self.faked_by.count_queue(self.name, name, clear=operation == "clear")
+        method = getattr(self.broker, operation, None)
+        if method is None:
+            raise QueueConfigurationError(
+                f"Queue connection '{self.name}' (driver {self.driver}) cannot {operation} a queue: its broker "
+                f"({type(self.broker).__name__}) has no `async def {operation}(queue) -> int`. Add one to the "
+                "custom driver's broker to support it."
+            )
+        if not self._started:
+            await self.startup()
+        return int(await method(name))
 
     def dispatch(self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any) -> PendingDispatch:
         """Send ``task`` through this connection, whatever broker it was declared on (await the result)."""

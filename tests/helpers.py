@@ -197,3 +197,32 @@ def connections_env(queues: dict[str, str], record_dir: Path, driver: str, **ext
     for name, queue in queues.items():
         env[f"QUEUE_CONNECTIONS__{name.upper()}__QUEUE"] = queue
     return env
+
+
+async def queued(driver: str, queue: str) -> int:
+    """How many jobs wait in the queue, read with the broker's own client."""
+    if driver == "redis":
+        from redis.asyncio import Redis
+
+        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
+            return int(await redis.llen(f"queues:{queue}"))
+    if driver == "redis_stream":
+        from redis.asyncio import Redis
+
+        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
+            return int(await redis.xlen(f"queues:stream:{queue}"))
+    if driver == "rabbitmq":
+        import aio_pika
+
+        async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as amqp:
+            channel = await amqp.channel()
+            declared = await channel.declare_queue(queue, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+    import nats
+
+    client = await nats.connect("nats://127.0.0.1:4222")
+    try:
+        info = await client.jetstream().stream_info("QUEUES", subjects_filter=f"queues.{queue}")
+        return int((info.state.subjects or {}).get(f"queues.{queue}", 0))
+    finally:
+        await client.close()

@@ -127,6 +127,14 @@ class QueueFake:
             )
         )
 
+    def count_queue(self, connection: str, queue: str, clear: bool = False) -> int:
+        """``Connection.size``/``clear`` while faked: the jobs recorded for that connection and queue."""
+        kept = [job for job in self.jobs if job.connection != connection or job.queue != queue]
+        count = len(self.jobs) - len(kept)
+        if clear:
+            self.jobs = kept
+        return count
+
     def restore(self) -> None:
         """Put the real brokers back; the manager stops faking."""
         for connection, kick, backend in self._saved.values():

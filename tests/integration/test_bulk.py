@@ -9,7 +9,7 @@ import pytest
 
 from queue_manager import QueueManager, task
 from queue_manager.settings import load_settings
-from tests.helpers import SERVER_DRIVERS, cleanup_queue
+from tests.helpers import SERVER_DRIVERS, cleanup_queue, queued
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 SEEN: list[int] = []
@@ -19,35 +19,6 @@ SEEN: list[int] = []
 async def collect(number: int) -> int:
     SEEN.append(number)
     return number * 10
-
-
-async def queued(driver: str, queue: str) -> int:
-    """How many jobs wait in the queue, read with the broker's own client."""
-    if driver == "redis":
-        from redis.asyncio import Redis
-
-        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
-            return int(await redis.llen(f"queues:{queue}"))
-    if driver == "redis_stream":
-        from redis.asyncio import Redis
-
-        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
-            return int(await redis.xlen(f"queues:stream:{queue}"))
-    if driver == "rabbitmq":
-        import aio_pika
-
-        async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as amqp:
-            channel = await amqp.channel()
-            declared = await channel.declare_queue(queue, passive=True)
-            return int(declared.declaration_result.message_count or 0)
-    import nats
-
-    client = await nats.connect("nats://127.0.0.1:4222")
-    try:
-        info = await client.jetstream().consumer_info("QUEUES", f"workers_{queue}")
-        return int(info.num_pending)
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize("driver", SERVER_DRIVERS)
