@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -92,7 +94,21 @@ def worker_broker(connection: str | None = None, queues: str | Sequence[str] | N
     return broker
 
 
+def stop_taskiq_worker(error: QueueConfigurationError) -> None:
+    """Inside a ``taskiq worker`` child, ask the parent to stop: TaskIQ restarts a child that fails to
+    import its broker forever, printing the same error every second, and a setting will not fix itself."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.pid is None or "taskiq.cli.worker.process_manager" not in sys.modules:
+        return
+    logging.getLogger("queue_manager.worker").critical("Stopping the worker: %s", error)
+    os.kill(parent.pid, signal.SIGTERM)
+
+
 def __getattr__(name: str) -> Any:
     if name == "broker":
-        return worker_broker()
+        try:
+            return worker_broker()
+        except QueueConfigurationError as error:
+            stop_taskiq_worker(error)
+            raise
     raise AttributeError(name)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.helpers import run_python
+from tests.helpers import WorkerProcess, run_python, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -28,3 +30,18 @@ def test_bad_input_is_refused_with_a_clear_message(args: list[str], message: str
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_plain_taskiq_worker_with_a_bad_connection_stops_instead_of_restarting(tmp_path: Path) -> None:
+    """TaskIQ restarts a worker child that fails to import its broker forever; ours stops the worker."""
+    log = tmp_path / "worker.log"
+    process = WorkerProcess(
+        "queue_manager.worker:broker", "app.tasks", env={"QUEUE_WORKER_CONNECTION": "rabit"}, log=log
+    )
+    try:
+        assert wait_for(lambda: not process.alive(), timeout=30), "the worker kept restarting:\n" + process.output()
+        output = process.output()
+    finally:
+        process.stop()
+    assert "Stopping the worker: Unknown queue connection 'rabit'. Did you mean 'rabbitmq'?" in output
+    assert output.count("Stopping the worker") <= 2, "one message per worker child, no restart loop"
