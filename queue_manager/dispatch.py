@@ -7,7 +7,7 @@ can come in any order; awaiting it returns TaskIQ's task handle.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
@@ -44,7 +44,13 @@ def check_queue_name(queue: str) -> str:
         raise QueueConfigurationError(f"Invalid queue name {queue!r}: {error}.") from None
 
 
-class PendingDispatch:
+class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
+    """A job not sent yet: chain the fluent calls, then await it (or hand it to gather/create_task).
+
+    It is a ``Coroutine`` rather than a mere awaitable because asyncio wraps a plain awaitable in
+    an extra generator for every task it makes of it: 8 µs per job under ``asyncio.gather``.
+    """
+
     def __init__(
         self,
         task: AsyncTaskiqDecoratedTask[Any, Any],
@@ -60,6 +66,7 @@ class PendingDispatch:
         self.connection_name: str | None = None
         self._connection = connection
         self.labels: dict[str, Any] = {}
+        self._running: Coroutine[Any, Any, AsyncTaskiqTask[Any]] | None = None
 
     def on_connection(self, name: str) -> Self:
         self.connection_name = name
@@ -89,9 +96,21 @@ class PendingDispatch:
         label = self.labels.get(QUEUE_LABEL) or self.task.labels.get(QUEUE_LABEL)
         return str(label) if label else self.resolve_connection().queue
 
-    async def send(self) -> AsyncTaskiqTask[Any]:
-        connection = self.resolve_connection()
-        return await connection.send(self)
+    # -- awaiting: a Coroutine, so asyncio.gather / create_task run it as a task directly ------------
+    def _sending(self) -> Coroutine[Any, Any, AsyncTaskiqTask[Any]]:
+        if self._running is None:
+            self._running = self.resolve_connection().send(self)
+        return self._running
+
+    def send(self, value: Any) -> Any:
+        return self._sending().send(value)
+
+    def throw(self, *error: Any) -> Any:
+        return self._sending().throw(*error)
+
+    def close(self) -> None:
+        if self._running is not None:
+            self._running.close()
 
     def kicker(self, connection: Connection) -> AsyncKicker[Any, Any]:
         labels = {**self.task.labels, **self.labels}
@@ -103,7 +122,7 @@ class PendingDispatch:
         )
 
     def __await__(self) -> Generator[Any, None, AsyncTaskiqTask[Any]]:
-        return self.send().__await__()
+        return self._sending().__await__()
 
     def __repr__(self) -> str:
         where = self.connection_name or (self._connection.name if self._connection else "default")

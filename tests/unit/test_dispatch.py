@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -47,6 +48,17 @@ async def test_kiq_and_dispatch_go_to_the_default_connection(app: Any) -> None:
     handle = await greet.dispatch("cy")
     assert (await handle.wait_result(timeout=5)).return_value == "hello cy"
     assert [name for name, _ in CALLS] == ["ada", "bob", "cy"]
+
+
+async def test_pending_dispatches_run_under_gather_and_create_task_and_send_once(app: Any) -> None:
+    handles = await asyncio.gather(dispatch(greet, "fay"), dispatch(greet, "gus").on_queue("other"))
+    handles.append(await asyncio.create_task(dispatch(greet, "hal")))
+    assert [(await h.wait_result(timeout=5)).return_value for h in handles] == ["hello fay", "hello gus", "hello hal"]
+    pending = dispatch(greet, "ivy")
+    await pending
+    with pytest.raises(RuntimeError, match="already awaited"):
+        await pending
+    assert [name for name, _ in CALLS] == ["fay", "gus", "hal", "ivy"], "each job ran once"
 
 
 async def test_connection_dispatch_and_the_facade(app: Any) -> None:
