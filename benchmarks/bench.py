@@ -28,6 +28,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+PEERS_PYTHON = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
 DRIVERS = ("redis", "redis_stream", "rabbitmq", "nats")
 BATCH = 100
 
@@ -375,7 +376,7 @@ PEERS = {
 
 async def peers(reps: int, count: int) -> None:
     """Our Redis list driver and raw TaskIQ, then each peer library, on the same Redis, back to back."""
-    python = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
+    python = PEERS_PYTHON
     if not python.exists():
         raise SystemExit(
             "The peers run in their own virtualenv: python3 -m venv benchmarks/.venv-peers && "
@@ -549,8 +550,10 @@ def main() -> None:
         boot_cost(drivers, args.reps)
     if args.what in ("bulk", "all"):
         asyncio.run(bulk_dispatch(drivers, args.reps, args.jobs or 20_000))
-    if args.what in ("peers", "all"):
+    if args.what == "peers" or (args.what == "all" and PEERS_PYTHON.exists()):
         asyncio.run(peers(args.reps, args.jobs or 5_000))
+    elif args.what == "all":
+        print("Skipped the peers (Celery, Dramatiq, arq, RQ): `make bench-peers` installs and runs them.")
 
 
 if __name__ == "__main__":
