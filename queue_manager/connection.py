@@ -87,7 +87,7 @@ class Connection:
     async def size(self, queue: str | None = None) -> int:
         """Laravel's ``Queue::size``: jobs waiting in ``queue`` (default: this connection's queue).
 
-        What a broker can count differs a little: see the README's "Queue size" table.
+        What a broker can count differs a little: see "What `size` counts, per driver" in the README.
         """
         return await self._counted("size", queue)
 
