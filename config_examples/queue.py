@@ -4,18 +4,30 @@ Register it with the provider so these defaults apply:
 
     providers=[FastAPIProvider, (QueueProvider, QueueConfig)]
 
-Precedence: values in `.env` (QUEUE_DRIVER, QUEUE_CONNECTIONS__<NAME>__<FIELD>,
-REDIS_URL, RABBITMQ_URL, NATS_URL, ...) win over the defaults below; a dict
-passed as `(QueueProvider, {...})` wins over `.env`.
+QueueSettings is a pydantic-settings ``BaseSettings``: this class reads the environment
+the pydantic-settings way, so ``model_config`` below can change the variable prefix, read
+an env file of its own or a secrets directory (one file per setting, e.g. Docker secrets).
+
+Precedence: values in the environment (QUEUE_DRIVER, QUEUE_CONNECTIONS__<NAME>__<FIELD>,
+REDIS_URL, RABBITMQ_URL, NATS_URL, ...) win over the defaults below; a dict passed as
+`(QueueProvider, {...})` wins over the environment.
 """
 
 from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from queue_manager import ConnectionSettings, QueueSettings
 
 
 class QueueConfig(QueueSettings):
-    # The default connection when .env sets no QUEUE_DRIVER:
+    model_config = SettingsConfigDict(
+        env_prefix="QUEUE_",  # e.g. "JOBS_" to read JOBS_DRIVER, JOBS_CONNECTIONS__NATS__QUEUE, ...
+        env_nested_delimiter="__",
+        # env_file=".env.queue",       # a file of QUEUE_* lines (real environment variables win over it)
+        # secrets_dir="/run/secrets",  # a file named queue_driver holds the value of QUEUE_DRIVER
+    )
+
+    # The default connection when the environment sets no QUEUE_DRIVER:
     # redis | redis_stream | rabbitmq | nats | memory, or a name defined below.
     driver: str = "redis"
 

@@ -1,12 +1,9 @@
-"""Queue settings from ``.env``, merged into the five default connections.
+"""Queue settings: a pydantic-settings class, merged into the five default connections.
 
 ``QUEUE_CONNECTIONS__REDIS__URL=...`` alone changes one field of one
 connection: ``merge_defaults`` lays every override over the defaults, field by
-field. Config passed to the provider wins over env, env over defaults.
-
-The ``QUEUE_*`` variables are read by ``settings_from_env`` rather than
-pydantic-settings: importing pydantic-settings alone cost 14 ms of every boot
-(the provider's whole budget is 30 ms), and these few nested names are all it did.
+field. Config passed to the provider wins over env, env over a subclass's
+defaults (the published ``config/queue.py``), and those over ours.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from drivers import BrokerSpec, QueueConfigurationError, mask_url
 
@@ -109,78 +107,40 @@ def default_connections() -> dict[str, dict[str, Any]]:
 
 
 def _as_dict(value: Any) -> Any:
+    """A model given as config counts only for the fields it sets, so it merges like a dict."""
     if isinstance(value, BaseModel):
-        return {key: getattr(value, key) for key in value.model_fields_set}
+        return {key: _as_dict(getattr(value, key)) for key in value.model_fields_set}
+    if isinstance(value, Mapping):
+        return {key: _as_dict(item) for key, item in value.items()}
     return value
 
 
-ENV_PREFIX = "QUEUE_"
-# Settings fields that QUEUE_<NAME> variables fill; other QUEUE_* variables (the worker's
-# QUEUE_APP, QUEUE_WORKER_*) are not settings.
-ENV_FIELDS = ("driver", "connection", "connections", "drivers")
+def _merge_connection(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    options = {**base.get("options", {}), **(override.get("options") or {})}
+    return {**base, **override, "options": options}
 
 
-def env_value(name: str, value: str) -> Any:
-    """A variable's value; one that starts with ``{`` or ``[`` is JSON."""
-    if not value.lstrip().startswith(("{", "[")):
-        return value
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as error:
-        # from None: the decode error carries the value, which may hold a password.
-        raise QueueConfigurationError(
-            f"{name} looks like JSON but does not parse ({error.msg}). Fix it in your .env."
-        ) from None
+class QueueSettings(BaseSettings):
+    """The queue configuration: a pydantic-settings ``BaseSettings`` (env prefix ``QUEUE_``, ``__`` nesting).
 
-
-def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``QUEUE_*`` variables as nested settings, case-insensitive, ``__`` between levels.
-
-    ``QUEUE_CONNECTIONS__REDIS__OPTIONS__MAX_CONNECTIONS=5`` becomes
-    ``{"connections": {"redis": {"options": {"max_connections": "5"}}}}``; QUEUE_DRIVER wins
-    over its alias QUEUE_CONNECTION.
-    """
-    data: dict[str, Any] = {}
-    for name, value in sorted((os.environ if environ is None else environ).items()):
-        if not name.upper().startswith(ENV_PREFIX):
-            continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
-        if path[0] not in ENV_FIELDS or not all(path) or (len(path) > 1 and path[0] in ("driver", "connection")):
-            continue
-        node = data
-        for key in path[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise QueueConfigurationError(f"{name} sets a field inside a value that is not a mapping.")
-            node = child
-        node[path[-1]] = env_value(name, value)
-    connection_alias = data.pop("connection", None)
-    if connection_alias is not None:
-        data.setdefault("driver", connection_alias)
-    return data
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` over ``base``; mappings on both sides merge key by key."""
-    merged = dict(base)
-    for key, value in override.items():
-        value = _as_dict(value)
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-class QueueSettings(BaseModel):
-    """The queue configuration; see DESIGN.md "Configuration" for every variable.
-
-    Building one reads the ``QUEUE_*`` environment variables; values passed in win over them.
+    pydantic-settings reads the environment (and, in a subclass, an ``env_file`` or ``secrets_dir``);
+    the validator below only lays what it read over the five default connections, field by field,
+    because pydantic-settings alone would replace the whole ``connections`` dict.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="QUEUE_",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        # QUEUE_APP / QUEUE_WORKER_* in an env_file are the worker's, not settings; unknown keys given
+        # in code are still refused, by __init__.
+        extra="ignore",
+    )
 
     driver: str = Field("redis", min_length=1, description="name of the default connection")
+    connection: str | None = Field(
+        None, exclude=True, repr=False, description="Laravel's QUEUE_CONNECTION: an alias of driver (driver wins)"
+    )
     connections: dict[str, ConnectionSettings] = Field(default_factory=dict)
     drivers: dict[str, ImportString[Callable[..., Any]]] = Field(
         default_factory=dict,
@@ -188,13 +148,20 @@ class QueueSettings(BaseModel):
     )
 
     def __init__(self, **values: Any) -> None:
+        unknown = sorted(key for key in values if not key.startswith("_") and key not in type(self).model_fields)
+        if unknown:
+            valid = ", ".join(name for name in type(self).model_fields if name != "connection")
+            raise QueueConfigurationError(f"Unknown queue setting(s) {', '.join(unknown)}. Valid settings: {valid}.")
         try:
-            super().__init__(**values)
+            super().__init__(**{key: _as_dict(value) for key, value in values.items()})
         except ValidationError as error:
             raise QueueConfigurationError(
                 "Invalid queue settings (from .env QUEUE_* variables or the QueueProvider config):\n"
                 + describe_validation_error(error)
             ) from None
+        except SettingsError:
+            # from None: the parse error carries the value, which may hold a password.
+            raise unparsable_env_error(type(self)) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -202,21 +169,20 @@ class QueueSettings(BaseModel):
         """Lay env and config overrides over the default connections, field by field."""
         if not isinstance(data, Mapping):
             return data
-        data = deep_merge(settings_from_env(), data)
+        data = dict(data)
+        alias = data.pop("connection", None)
+        if alias is not None:
+            data.setdefault("driver", alias)
         given = _as_dict(data.get("connections")) or {}
         if not isinstance(given, Mapping):
             return data
         # A subclass (the published config/queue.py) may add connections as its field default.
-        declared = cls.model_fields["connections"].get_default(call_default_factory=True) or {}
+        declared = _as_dict(cls.model_fields["connections"].get_default(call_default_factory=True) or {})
         merged: dict[str, Any] = default_connections()
         for name, override in [*declared.items(), *given.items()]:
-            override = _as_dict(override)
-            if not isinstance(override, Mapping):
-                merged[name] = override
-                continue
-            base = merged.get(name, {})
-            options = {**base.get("options", {}), **(_as_dict(override.get("options")) or {})}
-            merged[name] = {**base, **override, "options": options}
+            if isinstance(override, Mapping):
+                override = _merge_connection(merged.get(name, {}), override)
+            merged[name] = override
         for connection in merged.values():
             if isinstance(connection, dict) and not connection.get("url"):
                 env_url = ENV_URLS.get(str(connection.get("driver")))
@@ -231,6 +197,31 @@ class QueueSettings(BaseModel):
             yield ("drivers", sorted(self.drivers))
 
 
+def _holds_json(path: list[str]) -> bool:
+    """Is this variable (its name after the prefix, split on ``__``) one that pydantic-settings parses as JSON?"""
+    return (len(path) == 1 and path[0] in ("CONNECTIONS", "DRIVERS")) or (
+        len(path) == 3 and path[0] == "CONNECTIONS" and path[2] == "OPTIONS"
+    )
+
+
+def unparsable_env_error(settings: type[BaseSettings]) -> QueueConfigurationError:
+    """Name the variable whose JSON value does not parse (pydantic-settings names only the field)."""
+    prefix = str(settings.model_config.get("env_prefix") or "").upper()
+    culprits = []
+    for name, value in os.environ.items():
+        upper = name.upper()
+        if upper.startswith(prefix) and _holds_json(upper[len(prefix) :].split("__")):
+            try:
+                json.loads(value)
+            except ValueError:
+                culprits.append(name)
+    which = ", ".join(sorted(culprits)) or f"A {prefix}* variable"
+    return QueueConfigurationError(
+        f'{which} must hold JSON (an object such as {{"result_ttl": 60}}) but does not parse. '
+        "Fix it in your .env, or remove it."
+    )
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line per problem, without the offending values (they may hold a password)."""
     lines = []
@@ -241,13 +232,17 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def load_settings(config: Any = None) -> QueueSettings:
-    """Build settings from provider config (a QueueSettings, a mapping, or nothing) over env."""
+    """Settings from provider config over env: a QueueSettings (or subclass) instance or class, a mapping,
+    or nothing."""
     if isinstance(config, QueueSettings):
         return config
+    if isinstance(config, type) and issubclass(config, QueueSettings):
+        return config()
     if config is None or isinstance(config, Mapping):
         return QueueSettings(**dict(config or {}))
     raise QueueConfigurationError(
-        f"QueueProvider config must be a QueueSettings (or subclass) or a dict, got {type(config).__name__}."
+        "QueueProvider config must be a QueueSettings subclass (or an instance of one) or a dict, "
+        f"got {type(config).__name__}."
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from queue_manager import QueueConfigurationError, QueueSettings
@@ -142,7 +144,7 @@ def test_env_names_are_case_insensitive_and_json_values_parse(clean_env: pytest.
 
 def test_env_json_that_does_not_parse_is_named(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("QUEUE_CONNECTIONS__REDIS__OPTIONS", '{"result_ttl": 60,}')
-    with pytest.raises(QueueConfigurationError, match="QUEUE_CONNECTIONS__REDIS__OPTIONS looks like JSON"):
+    with pytest.raises(QueueConfigurationError, match="QUEUE_CONNECTIONS__REDIS__OPTIONS must hold JSON"):
         QueueSettings()
 
 
@@ -151,3 +153,85 @@ def test_custom_driver_path_from_env(clean_env: pytest.MonkeyPatch) -> None:
     from drivers import memory
 
     assert QueueSettings().drivers == {"local": memory.build}
+
+
+def test_queue_settings_is_a_pydantic_settings_class() -> None:
+    from pydantic_settings import BaseSettings
+
+    assert issubclass(QueueSettings, BaseSettings)
+
+
+def test_a_subclass_with_its_own_env_prefix_reads_its_own_variables(clean_env: pytest.MonkeyPatch) -> None:
+    from pydantic_settings import SettingsConfigDict
+
+    from queue_manager import QueueManager
+
+    class MyQueue(QueueSettings):
+        model_config = SettingsConfigDict(env_prefix="JOBS_", env_nested_delimiter="__")
+
+    clean_env.setenv("JOBS_DRIVER", "nats")
+    clean_env.setenv("JOBS_CONNECTIONS__NATS__QUEUE", "jobs")
+    clean_env.setenv("QUEUE_DRIVER", "rabbitmq")  # not this class's prefix: ignored
+    manager = QueueManager(MyQueue())
+    assert manager.get_default_driver() == "nats"
+    nats = manager.settings.connections["nats"]
+    assert (nats.queue, nats.driver, nats.url_value) == ("jobs", "nats", "nats://127.0.0.1:4222")
+    assert sorted(manager.connection_names) == sorted(DEFAULT_CONNECTIONS), "the other defaults stay"
+    clean_env.delenv("JOBS_DRIVER")
+    clean_env.setenv("JOBS_CONNECTION", "memory")
+    assert MyQueue().driver == "memory", "the QUEUE_CONNECTION alias follows the prefix too"
+
+
+def test_a_subclass_reads_an_env_file_and_a_secrets_dir(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from pydantic_settings import SettingsConfigDict
+
+    env_file = tmp_path / "queue.env"
+    env_file.write_text(
+        "QUEUE_DRIVER=emails\n"
+        "QUEUE_CONNECTIONS__EMAILS__DRIVER=rabbitmq\n"
+        "QUEUE_CONNECTIONS__EMAILS__QUEUE=emails\n"
+        "QUEUE_CONNECTIONS__REDIS__OPTIONS__RESULT_TTL=60\n"
+        "QUEUE_APP=bootstrap.application:app\n"  # the worker's variable, not a setting: ignored
+    )
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "queue_connections").write_text('{"nats": {"url": "nats://:t0ken@nats.internal:4222"}}')
+
+    class FileQueue(QueueSettings):
+        model_config = SettingsConfigDict(env_file=env_file, secrets_dir=secrets)
+
+    settings = FileQueue()
+    assert settings.driver == "emails"
+    emails = settings.connections["emails"]
+    assert (emails.driver, emails.queue) == ("rabbitmq", "emails")
+    assert settings.connections["redis"].options == {"result_ttl": "60"}
+    assert settings.connections["nats"].url_value == "nats://:t0ken@nats.internal:4222"
+    assert "t0ken" not in repr(settings)
+    clean_env.setenv("QUEUE_DRIVER", "redis")
+    assert FileQueue().driver == "redis", "real environment variables beat the env file"
+
+
+def test_provider_config_may_be_the_settings_class_itself(clean_env: pytest.MonkeyPatch) -> None:
+    class QueueConfig(QueueSettings):
+        driver: str = "memory"
+
+    assert load_settings(QueueConfig).driver == "memory"
+
+
+def test_a_connection_model_given_in_code_merges_with_env(clean_env: pytest.MonkeyPatch) -> None:
+    from queue_manager import ConnectionSettings
+
+    clean_env.setenv("QUEUE_CONNECTIONS__REDIS__URL", "redis://from-env:6379/0")
+    settings = load_settings({"connections": {"redis": ConnectionSettings(driver="redis", queue="from-code")}})
+    redis = settings.connections["redis"]
+    assert (redis.queue, redis.url_value) == ("from-code", "redis://from-env:6379/0")
+
+
+@pytest.mark.parametrize("name", ["QUEUE_CONNECTIONS", "QUEUE_CONNECTIONS__REDIS__OPTIONS", "QUEUE_DRIVERS"])
+def test_a_variable_that_must_be_json_and_is_not_is_named_without_its_value(
+    clean_env: pytest.MonkeyPatch, name: str
+) -> None:
+    clean_env.setenv(name, "redis://:hunter2@x")
+    with pytest.raises(QueueConfigurationError, match=f"{name} must hold JSON") as caught:
+        QueueSettings()
+    assert "hunter2" not in str(caught.value)
