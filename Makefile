@@ -1,12 +1,12 @@
 # Two commands: `make demo` and `make test`. Both create the virtualenv (Python >= 3.12) and install
-# the package with every extra first.
+# the package with every extra first. `make test-fast` is the quick loop (unit + integration).
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= $(shell command -v pyenv >/dev/null 2>&1 && pyenv which python3 2>/dev/null || command -v python3.12 || command -v python3)
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: demo test bench bench-peers lint type check venv clean
+.PHONY: demo test test-fast bench bench-peers lint type check venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(ARGS)
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest tests/unit tests/integration $(ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.bench $(ARGS)
@@ -37,6 +40,7 @@ bench-peers: $(STAMP) $(PEERS_VENV)/.installed
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 type: $(STAMP)
 	$(VENV)/bin/mypy

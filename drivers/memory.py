@@ -21,6 +21,16 @@ from drivers.options import MemoryOptions
 from drivers.spec import BrokerSpec
 
 
+class UnknownInMemoryTaskError(UnknownTaskError):
+    """TaskIQ's UnknownTaskError (``task_name`` is the task's name), with how to fix it."""
+
+    __template__ = (
+        "Cannot send unknown task {task_name!r}: it is not known in this process. The memory driver runs jobs "
+        "in-process, so the module that declares the task must be imported before you dispatch it "
+        "(a real worker that never imported it would record the job as failed)"
+    )
+
+
 class MemoryBroker(InMemoryBroker):
     def __init__(self, options: MemoryOptions) -> None:
         # TaskIQ keeps only 100 results by default: a batch of 101 jobs loses the first result.
@@ -32,11 +42,7 @@ class MemoryBroker(InMemoryBroker):
 
     async def kick(self, message: BrokerMessage) -> None:
         if self.find_task(message.task_name) is None:
-            raise UnknownTaskError(
-                task_name=f"{message.task_name!r} is not known in this process. The memory driver runs jobs "
-                "in-process, so the module that declares the task must be imported before you dispatch it "
-                "(a real worker that never imported it would log an error and drop the job)"
-            )
+            raise UnknownInMemoryTaskError(task_name=message.task_name)
         remaining = seconds_until_due(message)
         if remaining is None:
             await super().kick(message)

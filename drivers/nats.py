@@ -39,7 +39,8 @@ from nats.js.errors import BadRequestError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq_nats import PullBasedJetStreamBroker
 
-from drivers.delay import ETA_LABEL, eta_remaining, seconds_until_due
+from drivers import labels
+from drivers.delay import due_at, eta_remaining, seconds_until_due
 from drivers.errors import QueueConfigurationError
 from drivers.nats_results import NatsResults
 from drivers.options import NatsOptions
@@ -208,9 +209,14 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
         return count
 
     async def kick(self, message: BrokerMessage) -> None:
-        queue = message.labels.get("queue_name")
+        queue = message.labels.get(labels.QUEUE)
         subject = self.subject_for(queue) if queue else self.subject
-        headers = {ETA_LABEL: str(message.labels[ETA_LABEL])} if seconds_until_due(message) else None
+        # Labels travel as headers, as taskiq-nats sends them; a delayed job's due time is absolute.
+        headers = {key: str(value) for key, value in message.labels.items()}
+        if seconds_until_due(message) is not None:
+            headers[labels.ETA] = str(due_at(message))
+        else:
+            headers.pop(labels.ETA, None)
         await self.js.publish(subject, payload=message.message, headers=headers)
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
@@ -226,7 +232,7 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
                     await asyncio.sleep(1)
                     continue
                 for message in fetched:
-                    remaining = eta_remaining((message.headers or {}).get(ETA_LABEL))
+                    remaining = eta_remaining((message.headers or {}).get(labels.ETA))
                     if remaining is not None:
                         await message.nak(delay=remaining)
                         continue

@@ -31,6 +31,7 @@ from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 from taskiq import AsyncBroker, BrokerMessage
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
+from drivers import labels
 from drivers.delay import seconds_until_due
 from drivers.errors import QueueConfigurationError
 from drivers.options import RabbitMQOptions
@@ -41,15 +42,23 @@ from drivers.spec import BrokerSpec
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (AMQPConnectionError, OSError, asyncio.TimeoutError)
 
 
+def dead_letter_queue_name(options: RabbitMQOptions) -> str:
+    """One dead-letter queue per exchange and queue type: RabbitMQ refuses to re-declare a queue with another
+    type, so connections with classic queues (e.g. for priorities) and quorum ones can share an exchange."""
+    suffix = "" if options.queue_type == "quorum" else f".{options.queue_type}"
+    return f"{options.exchange}.dead_letter{suffix}"
+
+
 class RabbitMQBroker(AioPikaBroker):
     def __init__(self, spec: BrokerSpec, options: RabbitMQOptions) -> None:
         self.queue_type = QueueType(options.queue_type)
+        self.max_priority = options.max_priority
         super().__init__(
             url=spec.url,
             qos=options.qos,
             exchange=Exchange(name=options.exchange, type=ExchangeType.DIRECT),
             task_queues=[self._queue(spec.queue)],
-            dead_letter_queue=Queue(name=f"{options.exchange}.dead_letter", type=self.queue_type),
+            dead_letter_queue=Queue(name=dead_letter_queue_name(options), type=self.queue_type),
             timeout=options.connect_timeout,
             # Named, so an operator (or a test) can find this process's connections in rabbitmqctl.
             client_properties={"connection_name": f"fastapi-startkit-queue {spec.name}/{spec.queue} pid {os.getpid()}"},
@@ -60,7 +69,7 @@ class RabbitMQBroker(AioPikaBroker):
         self._exchange_cache: tuple[AbstractChannel, AbstractExchange] | None = None
 
     def _queue(self, name: str) -> Queue:
-        return Queue(name=name, type=self.queue_type)
+        return Queue(name=name, type=self.queue_type, max_priority=self.max_priority)
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Consume these queues (call before startup)."""
@@ -165,13 +174,16 @@ class RabbitMQBroker(AioPikaBroker):
         return await self._counted(queue, clear=True)
 
     async def kick(self, message: BrokerMessage) -> None:
-        target = message.labels.get("queue_name") or self.spec.queue
+        target = message.labels.get(labels.QUEUE) or self.spec.queue
         await self._ensure_queue(target)
         channel = self._channel()
+        priority = message.labels.get(labels.PRIORITY)
         amqp_message = Message(
             body=message.message,
-            headers={"task_id": message.task_id, "task_name": message.task_name},
+            # Labels travel as headers, as taskiq-aio-pika sends them.
+            headers={"task_id": message.task_id, "task_name": message.task_name, **message.labels},
             delivery_mode=DeliveryMode.PERSISTENT,
+            priority=int(priority) if priority not in (None, "") else None,
         )
         remaining = seconds_until_due(message)
         if remaining is None:

@@ -9,47 +9,32 @@ lost connection is re-opened with backoff instead of crashing the worker.
 Delivery is at most once: BRPOP removes the job before it runs, so a job in
 a worker that is killed is lost.
 
-Delays work as in Laravel's Redis queue: a delayed job waits in a sorted set
-(``<list>:delayed``, scored by its due time) and every worker moves due jobs
-into the list with one atomic script, at most every ``MIGRATE_EVERY`` seconds
-and at least once per BRPOP timeout. The job lives in Redis while it waits, so
-it survives worker restarts, and no process besides the workers is needed.
-
+Delayed jobs wait in a sorted set beside the list (see ``redis_common``).
 A worker may serve several queues: BRPOP takes the keys in the order given,
 so the first queue has strict priority, as Laravel's ``--queue=high,low``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections.abc import AsyncGenerator, Sequence
-from functools import cached_property
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker, BrokerMessage
-from taskiq.serializers import JSONSerializer
 from taskiq_redis import ListQueueBroker
 
-from drivers.delay import ETA_LABEL, seconds_until_due
 from drivers.options import RedisOptions
-from drivers.reach import unreachable
-from drivers.redis_results import RedisResults
+from drivers.redis_common import (
+    CONNECTION_ERRORS,
+    RECONNECT_BACKOFF,
+    DelayedJobs,
+    RedisSending,
+    build_with,
+    connection_kwargs,
+    ping_with,
+    reconnect_pause,
+)
 from drivers.spec import BrokerSpec
-
-logger = logging.getLogger("queue_manager.drivers.redis")
-
-# Errors that mean "the server went away": the worker reconnects instead of dying.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
-RECONNECT_BACKOFF = (0.2, 10.0)
-MIGRATE_EVERY = 0.5
-MIGRATE_BATCH = 100
 
 # KEYS: delayed zset, target. ARGV: now, batch. Moves due jobs to the target, oldest first.
 MIGRATE_DUE_TO_LIST = """
@@ -60,151 +45,6 @@ for i = 1, #due do
 end
 return #due
 """
-
-
-def delayed_key(key: str) -> str:
-    return f"{key}:delayed"
-
-
-class DelayedJobs:
-    """Moves due jobs from each queue's ``:delayed`` sorted set into the queue, rate-limited."""
-
-    def __init__(self, script_source: str, extra_args: Sequence[str | int] = ()) -> None:
-        self.source = script_source
-        self.extra_args = list(extra_args)
-        self.last_run = 0.0
-
-    async def migrate(self, redis: Redis, keys: Sequence[str], force: bool = False) -> int:
-        now = time.time()
-        if not force and now - self.last_run < MIGRATE_EVERY:
-            return 0
-        self.last_run = now
-        script = redis.register_script(self.source)
-        moved = 0
-        for key in keys:
-            moved += int(await script(keys=[delayed_key(key), key], args=[now, MIGRATE_BATCH, *self.extra_args]))
-        return moved
-
-
-def connection_kwargs(options: RedisOptions, block_seconds: float) -> dict[str, Any]:
-    """Socket settings for a pool whose longest command blocks ``block_seconds``.
-
-    redis-py retries nothing by default, so after a server restart the first command on each
-    pooled (now dead) connection fails, and a worker would lose the result of a job it ran.
-    A few quick retries on a fresh connection cover that.
-    """
-    return {
-        "socket_timeout": block_seconds + 10.0,
-        "socket_connect_timeout": options.socket_connect_timeout,
-        "socket_keepalive": True,
-        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
-    }
-
-
-def result_backend(spec: BrokerSpec, options: RedisOptions) -> RedisResults[Any]:
-    return RedisResults(
-        redis_url=str(spec.url),
-        serializer=JSONSerializer(),
-        prefix_str=options.result_prefix,
-        result_ex_time=options.result_ttl,
-        max_connection_pool_size=options.max_connections,
-        **connection_kwargs(options, 0.0),
-    )
-
-
-async def check_reachable(spec: BrokerSpec, redis: Redis) -> None:
-    try:
-        await redis.ping()
-    except CONNECTION_ERRORS as error:
-        raise unreachable(spec, error) from None
-
-
-async def reconnect_pause(spec: BrokerSpec, error: BaseException, delay: float) -> float:
-    """Log a lost connection, wait, and return the next (doubled, capped) delay."""
-    logger.warning(
-        "Queue connection '%s' lost Redis (%s); reconnecting in %.1fs", spec.name, type(error).__name__, delay
-    )
-    await asyncio.sleep(delay)
-    return min(delay * 2, RECONNECT_BACKOFF[1])
-
-
-class RedisSending:
-    """What the list and the stream broker share: a fail-fast startup and sending, one job or many.
-
-    One Redis client is kept for sending (commands still take pooled connections), instead of a
-    new client object per job as taskiq-redis does.
-    """
-
-    spec: BrokerSpec
-    connection_pool: Any
-
-    def key_for(self, queue: str | None) -> str:
-        raise NotImplementedError
-
-    def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
-        """Queue a due job on ``redis`` (a client or a pipeline)."""
-        raise NotImplementedError
-
-    def length(self, pipe: Any, key: str) -> Any:
-        """Queue on ``pipe`` the command that counts the jobs in ``key``."""
-        raise NotImplementedError
-
-    def empty(self, pipe: Any, key: str) -> Any:
-        """Queue on ``pipe`` the command that removes every job in ``key``."""
-        raise NotImplementedError
-
-    async def _counted(self, queue: str, clear: bool) -> int:
-        key = self.key_for(queue)
-        try:
-            async with self.sender.pipeline(transaction=True) as pipe:
-                self.length(pipe, key)
-                pipe.zcard(delayed_key(key))
-                if clear:
-                    self.empty(pipe, key)
-                    pipe.delete(delayed_key(key))
-                waiting, delayed, *_ = await pipe.execute()
-        except CONNECTION_ERRORS as error:
-            raise unreachable(self.spec, error) from None
-        return int(waiting) + int(delayed)
-
-    async def size(self, queue: str) -> int:
-        """Jobs waiting in ``queue``, delayed ones included."""
-        return await self._counted(queue, clear=False)
-
-    async def clear(self, queue: str) -> int:
-        """Delete every job waiting in ``queue`` (delayed ones too), in one transaction; returns how many."""
-        return await self._counted(queue, clear=True)
-
-    @cached_property
-    def sender(self) -> Redis:
-        return Redis(connection_pool=self.connection_pool)
-
-    async def startup(self) -> None:
-        await check_reachable(self.spec, self.sender)
-        await super().startup()  # type: ignore[misc]
-
-    def _send(self, redis: Any, message: BrokerMessage) -> Any:
-        key = self.key_for(message.labels.get("queue_name"))
-        if seconds_until_due(message) is None:
-            return self.push(redis, key, message)
-        return redis.zadd(delayed_key(key), {message.message: float(message.labels[ETA_LABEL])})
-
-    async def kick(self, message: BrokerMessage) -> None:
-        try:
-            await self._send(self.sender, message)
-        except CONNECTION_ERRORS as error:
-            raise unreachable(self.spec, error) from None
-
-    async def kick_many(self, messages: Sequence[BrokerMessage]) -> None:
-        """Send many jobs in one round trip (``Connection.bulk``)."""
-        try:
-            async with self.sender.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    self._send(pipe, message)
-                await pipe.execute()
-        except CONNECTION_ERRORS as error:
-            raise unreachable(self.spec, error) from None
 
 
 class RedisListBroker(RedisSending, ListQueueBroker):
@@ -253,24 +93,6 @@ class RedisListBroker(RedisSending, ListQueueBroker):
                             yield cast(bytes, popped[1])
             except CONNECTION_ERRORS as error:
                 delay = await reconnect_pause(self.spec, error, delay)
-
-
-def build_with(spec: BrokerSpec, options_type: type[RedisOptions], broker_type: Any) -> AsyncBroker:
-    options = options_type.model_validate(dict(spec.options))
-    broker: AsyncBroker = broker_type(spec, options)
-    if spec.result_backend:
-        broker = broker.with_result_backend(result_backend(spec, options))
-    return broker
-
-
-async def ping_with(spec: BrokerSpec, options_type: type[RedisOptions]) -> None:
-    """Open a short-lived connection and PING: the demo and health checks use this."""
-    options = options_type.model_validate(dict(spec.options))
-    redis = Redis.from_url(str(spec.url), socket_connect_timeout=options.socket_connect_timeout)
-    try:
-        await check_reachable(spec, redis)
-    finally:
-        await redis.aclose()
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:

@@ -38,7 +38,7 @@ from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
 from drivers.options import RedisStreamOptions
-from drivers.redis import (
+from drivers.redis_common import (
     CONNECTION_ERRORS,
     RECONNECT_BACKOFF,
     DelayedJobs,

@@ -1,10 +1,31 @@
-"""The built-in drivers: adding a broker is one module in ``drivers/`` and one line here."""
+"""The built-in drivers: adding a broker is one module in ``drivers/`` and one entry here.
+
+Adding a driver, step by step:
+
+1. ``drivers/<name>.py`` with ``build(spec) -> AsyncBroker`` and ``async ping(spec)``
+   (``contract.DriverModule``; add it to the mypy check at the bottom of this file).
+   Import the broker library at the top of that module only: nothing else imports it,
+   so apps that do not use the driver never load the library.
+2. Its options as a ``DriverOptions`` model in ``drivers/options.py`` (validated at boot,
+   without importing the library), and a ``DRIVERS`` entry below: module, options,
+   pip extra, the libraries that extra installs, URL schemes, default port, how to start
+   a local server (for the "unreachable" error).
+3. The broker: route by the ``labels.QUEUE`` label, honour ``labels.ETA`` / ``labels.DELAY``
+   (``delay.seconds_until_due``), raise ``BrokerUnreachableError`` via ``reach.unreachable``
+   when the server cannot be reached, store results as JSON, and reconnect instead of
+   letting ``listen()`` raise (an exception there kills the TaskIQ worker process).
+   Optional capabilities (``contract.CountsQueues``, ``SendsInBatches``, ``ServesSeveralQueues``)
+   light up ``conn.size/clear``, ``conn.bulk`` batching and ``queue:work --queue=a,b``.
+4. An extra in ``pyproject.toml``; a row in the README's driver and delivery tables; the
+   driver in ``tests.helpers.SERVER_DRIVERS`` so the shared integration and e2e tests run on it.
+"""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from drivers.errors import MissingExtraError, unknown_name_error
 from drivers.options import (
@@ -98,3 +119,10 @@ def load_driver(name: str) -> ModuleType:
             f"The '{name}' queue driver needs the '{missing}' library, which is not installed. "
             f"Install it with: pip install '{DISTRIBUTION}[{info.extra}]'"
         ) from error
+
+
+if TYPE_CHECKING:  # mypy checks every built-in driver module against the contract
+    from drivers import memory, nats, rabbitmq, redis, redis_stream
+    from drivers.contract import DriverModule
+
+    _CHECKED: tuple[DriverModule, ...] = (memory, nats, rabbitmq, redis, redis_stream)

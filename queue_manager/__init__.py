@@ -3,19 +3,27 @@
 from queue_manager.connection import Connection
 from queue_manager.context import current_manager, use_manager
 from queue_manager.dispatch import PendingDispatch, dispatch
-from queue_manager.errors import BrokerUnreachableError, MissingExtraError, QueueConfigurationError
+from queue_manager.errors import (
+    BrokerUnreachableError,
+    BulkDispatchError,
+    MissingExtraError,
+    QueueConfigurationError,
+)
 from queue_manager.manager import QueueManager
 from queue_manager.provider import QueueProvider
 from queue_manager.settings import ConnectionSettings, QueueSettings
 from queue_manager.tasks import QueueTask, task
+from queue_manager.testing import QueueFake  # plugs manager.fake() in
 
 __all__ = [
     "BrokerUnreachableError",
+    "BulkDispatchError",
     "Connection",
     "ConnectionSettings",
     "MissingExtraError",
     "PendingDispatch",
     "QueueConfigurationError",
+    "QueueFake",
     "QueueManager",
     "QueueProvider",
     "QueueSettings",

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask, TaskiqEvents, TaskiqMiddleware, TaskiqState
-from taskiq.utils import maybe_awaitable
+from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask, TaskiqEvents, TaskiqState
 
 from drivers import BrokerSpec, QueueConfigurationError
+from drivers.contract import CountsQueues
 from queue_manager.dispatch import PendingDispatch, check_queue_name
-
-if TYPE_CHECKING:
-    from queue_manager.testing.fake import QueueFake
+from queue_manager.errors import BulkDispatchError
+from queue_manager.sending import kiq_many
 
 Pinger = Callable[[BrokerSpec], Awaitable[None]]
-BULK_CHUNK = 1000
 
 
 async def _no_ping(spec: BrokerSpec) -> None:
@@ -37,7 +35,6 @@ class Connection:
         self._pinger = pinger or _no_ping
         self._started = False
         self._lock = asyncio.Lock()
-        self.faked_by: QueueFake | None = None
         for event in (TaskiqEvents.CLIENT_STARTUP, TaskiqEvents.WORKER_STARTUP):
             broker.add_event_handler(event, self._mark(True))
         for event in (TaskiqEvents.CLIENT_SHUTDOWN, TaskiqEvents.WORKER_SHUTDOWN):
@@ -97,17 +94,15 @@ class Connection:
 
     async def _counted(self, operation: str, queue: str | None) -> int:
         name = check_queue_name(queue or self.queue)
-        if self.faked_by is not None and self.faked_by.tasks is None:  # every job is recorded, none sent
-            return self.faked_by.count_queue(self.name, name, clear=operation == "clear")
-        method = getattr(self.broker, operation, None)
-        if method is None:
+        if not isinstance(self.broker, CountsQueues):
             raise QueueConfigurationError(
                 f"Queue connection '{self.name}' (driver {self.driver}) cannot {operation} a queue: its broker "
-                f"({type(self.broker).__name__}) has no `async def {operation}(queue) -> int`. Add one to the "
-                "custom driver's broker to support it."
+                f"({type(self.broker).__name__}) has no `async def size(queue) -> int` and "
+                "`async def clear(queue) -> int`. Add them to the custom driver's broker to support it."
             )
         if not self._started:
             await self.startup()
+        method = self.broker.clear if operation == "clear" else self.broker.size
         return int(await method(name))
 
     def dispatch(self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any) -> PendingDispatch:
@@ -116,10 +111,9 @@ class Connection:
 
     async def send(self, pending: PendingDispatch) -> AsyncTaskiqTask[Any]:
         """Send a pending dispatch now, starting the connection on first use."""
-        faked = self.faked_by is not None and self.faked_by.covers(self.name, pending.task.task_name)
-        if not self._started and not faked:
+        if not self._started:
             await self.startup()
-        return await pending.kicker(self).kiq(*pending.args, **pending.kwargs)
+        return await pending.kicker(self.broker).kiq(*pending.args, **pending.kwargs)
 
     async def bulk(
         self,
@@ -127,29 +121,32 @@ class Connection:
         jobs: Iterable[Sequence[Any]],
         queue: str | None = None,
     ) -> list[AsyncTaskiqTask[Any]]:
-        """Laravel's ``Queue::bulk``: send one job per argument tuple in as few round trips as the broker
-        allows (one Redis pipeline per 1,000 jobs; concurrent sends elsewhere). Returns their handles."""
-        if not self._started and self.faked_by is None:
+        """Laravel's ``Queue::bulk``: one job per argument tuple, in as few round trips as the driver allows.
+
+        Each job goes through TaskIQ's ``kiq`` like a single dispatch (every middleware hook runs once per
+        job); the driver sends up to 1,000 at a time (one Redis pipeline; concurrent publishes elsewhere).
+        Returns the handles in order. If some jobs could not be sent, raises ``BulkDispatchError`` whose
+        ``sent`` holds the handles of those that were, and ``failed`` the (index, error) of the others.
+        """
+        if not self._started:
             await self.startup()
         pending = PendingDispatch(task, (), {}, connection=self)
         if queue is not None:
             pending.on_queue(queue)
-        kicker = pending.kicker(self)
-        messages = []
-        for args in jobs:
-            message = kicker._prepare_message(*args)
-            for middleware in self.broker.middlewares:
-                if middleware.__class__.pre_send is not TaskiqMiddleware.pre_send:
-                    message = await maybe_awaitable(middleware.pre_send(message))
-            messages.append(self.broker.formatter.dumps(message))
-        kick_many = getattr(self.broker, "kick_many", None)
-        for first in range(0, len(messages), BULK_CHUNK):
-            chunk = messages[first : first + BULK_CHUNK]
-            if kick_many is not None and self.faked_by is None:
-                await kick_many(chunk)
-            else:
-                await asyncio.gather(*(self.broker.kick(message) for message in chunk))
-        return [AsyncTaskiqTask(m.task_id, self.broker.result_backend) for m in messages]
+        outcomes = await kiq_many(pending.kicker, self.broker, list(jobs))
+        sent = [outcome for outcome in outcomes if isinstance(outcome, AsyncTaskiqTask)]
+        failed = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)]
+        if failed:
+            first = failed[0][1]
+            cause = first.__cause__ or first
+            raise BulkDispatchError(
+                failed_count=len(failed),
+                total=len(outcomes),
+                first_error=f"{type(cause).__name__}: {cause}",
+                sent=sent,
+                failed=failed,
+            ) from first
+        return sent
 
     def __repr__(self) -> str:
         return (

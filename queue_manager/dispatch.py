@@ -11,18 +11,17 @@ from collections.abc import Coroutine, Generator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
-from taskiq import AsyncTaskiqDecoratedTask, AsyncTaskiqTask
+from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask
 from taskiq.kicker import AsyncKicker
 
 from drivers import QueueConfigurationError
-from drivers.delay import ETA_LABEL
+from drivers import labels as wire
 from queue_manager.context import current_manager
 from queue_manager.settings import queue_name_rule
 
 if TYPE_CHECKING:
     from queue_manager.connection import Connection
 
-QUEUE_LABEL = "queue_name"
 Delay = float | int | timedelta | datetime
 
 
@@ -74,11 +73,11 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         return self
 
     def on_queue(self, queue: str) -> Self:
-        self.labels[QUEUE_LABEL] = check_queue_name(queue)
+        self.labels[wire.QUEUE] = check_queue_name(queue)
         return self
 
     def delay(self, when: Delay) -> Self:
-        self.labels[ETA_LABEL] = due_timestamp(when)
+        self.labels[wire.ETA] = due_timestamp(when)
         return self
 
     def with_labels(self, **labels: Any) -> Self:
@@ -93,7 +92,7 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
     @property
     def queue(self) -> str:
         """The queue this job goes to: its own, else the task's, else the connection's."""
-        label = self.labels.get(QUEUE_LABEL) or self.task.labels.get(QUEUE_LABEL)
+        label = self.labels.get(wire.QUEUE) or self.task.labels.get(wire.QUEUE)
         return str(label) if label else self.resolve_connection().queue
 
     # -- awaiting: a Coroutine, so asyncio.gather / create_task run it as a task directly ------------
@@ -112,11 +111,12 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         if self._running is not None:
             self._running.close()
 
-    def kicker(self, connection: Connection) -> AsyncKicker[Any, Any]:
+    def kicker(self, broker: AsyncBroker) -> AsyncKicker[Any, Any]:
+        """TaskIQ's kicker for this job: every send (one job or a bulk) goes through its ``kiq``."""
         labels = {**self.task.labels, **self.labels}
         return AsyncKicker(
             task_name=self.task.task_name,
-            broker=connection.broker,
+            broker=broker,
             labels={key: value for key, value in labels.items() if value is not None},
             return_type=self.task.return_type,
         )

@@ -9,8 +9,8 @@ imported when its connection is first asked for.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ValidationError
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask
@@ -20,21 +20,27 @@ from drivers.errors import unknown_name_error
 from queue_manager.connection import Connection, Pinger
 from queue_manager.dispatch import PendingDispatch
 from queue_manager.retry import RetryMiddleware
+from queue_manager.settings import QueueSettings, describe_validation_error, load_settings, url_scheme
 
 if TYPE_CHECKING:
-    from queue_manager.testing.fake import QueueFake, TaskRef
-from queue_manager.settings import QueueSettings, describe_validation_error, load_settings, url_scheme
+    from queue_manager.testing.fake import QueueFake
 
 logger = logging.getLogger("queue_manager")
 
+ResolvingCallback = Callable[[Connection], None]
+
 
 class QueueManager:
+    #: What ``fake()`` builds. Laravel keeps ``Queue::fake()`` outside the manager too: the package's
+    #: ``__init__`` plugs in ``queue_manager.testing``, so nothing here knows a test double.
+    fake_factory: ClassVar[Callable[..., QueueFake] | None] = None
+
     def __init__(self, settings: QueueSettings | None = None) -> None:
         self.settings = settings if settings is not None else load_settings()
         self._custom: dict[str, BrokerFactory] = dict(self.settings.drivers)
         self._connections: dict[str, Connection] = {}
         self._default = self.settings.driver
-        self._fake: QueueFake | None = None
+        self._resolving: list[ResolvingCallback] = []
         self.validate()
 
     # -- names ---------------------------------------------------------------------------------
@@ -76,9 +82,15 @@ class QueueManager:
         self.check_connection_name(key)
         connection = self._resolve(key)
         self._connections[key] = connection
-        if self._fake is not None:
-            self._fake.install(connection)
+        for callback in list(self._resolving):
+            callback(connection)
         return connection
+
+    def resolving(self, callback: ResolvingCallback) -> Callable[[], None]:
+        """Call ``callback(connection)`` for every connection resolved from now on (Laravel's ``resolving``
+        hook); returns a function that stops it."""
+        self._resolving.append(callback)
+        return lambda: self._resolving.remove(callback) if callback in self._resolving else None
 
     @property
     def resolved(self) -> dict[str, Connection]:
@@ -105,34 +117,19 @@ class QueueManager:
         return module.build, module.ping
 
     # -- testing -------------------------------------------------------------------------------
-    def fake(self, tasks: Iterable[TaskRef] | None = None, connections: Iterable[str] | None = None) -> QueueFake:
+    def fake(self, tasks: Iterable[Any] | None = None, connections: Iterable[str] | None = None) -> QueueFake:
         """Laravel's ``Queue::fake()``: record dispatches instead of sending them (use as a context manager
         to restore the real connections). ``tasks``/``connections`` limit what is faked."""
-        from queue_manager.testing.fake import QueueFake
-
-        if self._fake is not None:
-            self._fake.restore()
-        fake = QueueFake(self, tasks, connections)
-        self._fake = fake
-        for connection in self._connections.values():
-            fake.install(connection)
-        return fake
-
-    def stop_faking(self, fake: QueueFake) -> None:
-        if self._fake is fake:
-            self._fake = None
-
-    @property
-    def faking(self) -> QueueFake | None:
-        return self._fake
+        if self.fake_factory is None:
+            raise RuntimeError("manager.fake() needs queue_manager.testing: `import queue_manager` first.")
+        return self.fake_factory(self, tasks, connections)
 
     def __getattr__(self, name: str) -> Any:
-        """While faking, ``Queue.assert_pushed(...)`` (the facade) reaches the fake."""
-        if name.startswith(("assert_", "pushed")):
-            fake = self.__dict__.get("_fake")
-            if fake is None:
-                raise AttributeError(f"QueueManager.{name} exists only while faking: call manager.fake() first.")
-            return getattr(fake, name)
+        if name.startswith("assert_"):
+            raise AttributeError(
+                f"QueueManager has no {name}: the assertions are the fake's. Call manager.fake() (or Queue.fake()) "
+                "first and assert on what it returns (the Queue facade reaches it while faking)."
+            )
         raise AttributeError(name)
 
     # -- lifecycle -----------------------------------------------------------------------------

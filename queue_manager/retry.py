@@ -20,12 +20,9 @@ from typing import Any
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
 
-from drivers import QueueConfigurationError
-from drivers.delay import ETA_LABEL
+from drivers import QueueConfigurationError, labels
 
 logger = logging.getLogger("queue_manager.retry")
-
-ATTEMPT_LABEL = "attempt"
 
 
 def parse_backoff(value: Any) -> list[float]:
@@ -49,15 +46,15 @@ class RetryMiddleware(TaskiqMiddleware):
     def _policy(self, message: TaskiqMessage) -> tuple[int, list[float]]:
         task = self.broker.find_task(message.task_name)
         declared = task.labels if task is not None else {}
-        retries = message.labels.get("retries", declared.get("retries", 0))
-        backoff = declared.get("backoff", message.labels.get("backoff", 0))
+        retries = message.labels.get(labels.RETRIES, declared.get(labels.RETRIES, 0))
+        backoff = declared.get(labels.BACKOFF, message.labels.get(labels.BACKOFF, 0))
         return int(retries or 0), parse_backoff(backoff if backoff is not None else 0)
 
     async def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
         retries, backoff = self._policy(message)
         if retries <= 0:
             return
-        done = int(message.labels.get(ATTEMPT_LABEL, 0))
+        done = int(message.labels.get(labels.ATTEMPT, 0))
         if done >= retries:
             logger.error(
                 "Job %s (%s) failed after %d attempts; giving up. Last error: %s: %s",
@@ -69,8 +66,8 @@ class RetryMiddleware(TaskiqMiddleware):
             )
             return
         wait = backoff_for(backoff, done)
-        labels = {**message.labels, ATTEMPT_LABEL: done + 1, ETA_LABEL: time.time() + wait}
-        retry = message.model_copy(update={"labels": labels})
+        retry_labels = {**message.labels, labels.ATTEMPT: done + 1, labels.ETA: time.time() + wait}
+        retry = message.model_copy(update={"labels": retry_labels})
         await self.broker.kick(self.broker.formatter.dumps(retry))
         logger.warning(
             "Job %s (%s) failed (attempt %d of %d): %s: %s; retrying in %.1fs",

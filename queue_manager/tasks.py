@@ -15,8 +15,9 @@ from taskiq.brokers.shared_broker import AsyncSharedBroker
 from taskiq.kicker import AsyncKicker
 
 from drivers import QueueConfigurationError
+from drivers.labels import BACKOFF, QUEUE, RETRIES, TIMEOUT
 from queue_manager.context import current_manager
-from queue_manager.dispatch import QUEUE_LABEL, PendingDispatch, check_queue_name
+from queue_manager.dispatch import PendingDispatch, check_queue_name
 from queue_manager.retry import parse_backoff
 
 P = ParamSpec("P")
@@ -53,18 +54,18 @@ def task_labels(
     """Check the decorator's arguments when the module is imported, not when a job fails."""
     labels: dict[str, Any] = {}
     if queue is not None:
-        labels[QUEUE_LABEL] = check_queue_name(queue)
+        labels[QUEUE] = check_queue_name(queue)
     if retries is not None:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise QueueConfigurationError(f"@task(retries=...) must be a whole number >= 0, got {retries!r}.")
-        labels["retries"] = retries
+        labels[RETRIES] = retries
     if backoff is not None:
         parse_backoff(backoff)
-        labels["backoff"] = list(backoff) if isinstance(backoff, Sequence) else backoff
+        labels[BACKOFF] = list(backoff) if isinstance(backoff, Sequence) else backoff
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise QueueConfigurationError(f"@task(timeout=...) must be seconds > 0, got {timeout!r}.")
-        labels["timeout"] = timeout
+        labels[TIMEOUT] = timeout
     return labels
 
 

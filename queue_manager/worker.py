@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from taskiq import AsyncBroker
+from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
 
 from drivers import QueueConfigurationError
 from queue_manager.dispatch import check_queue_name
@@ -91,6 +91,14 @@ def worker_broker(connection: str | None = None, queues: str | Sequence[str] | N
     if wanted:
         serve_queues(conn.broker, conn.name, wanted)
     broker: AsyncBroker = conn.broker
+    served = ",".join(wanted or [conn.queue])
+
+    def announce_ready(_state: TaskiqState) -> None:
+        logging.getLogger("queue_manager.worker").info(
+            "Worker ready: connection '%s' (%s), queues %s", conn.name, conn.driver, served
+        )
+
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, announce_ready)
     return broker
 
 

@@ -80,6 +80,11 @@ class WorkerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until every worker process has started its broker (the worker logs "Worker ready")."""
+        assert wait_for(lambda: "Worker ready" in self.output() or not self.alive(), timeout=timeout), self.output()
+        assert self.alive(), f"the worker exited:\n{self.output()}"
+
     def alive(self) -> bool:
         return self.process.poll() is None
 

@@ -1,30 +1,38 @@
 """Laravel's ``Queue::fake()``, which also knows the connection each job went to.
 
-While a fake is active, every broker of the manager has its ``kick`` replaced
-by a recorder: every way of sending a job (``@task``, ``dispatch``,
-``connection.dispatch``, the guide's ``@broker.task``) ends in ``kick``, so
-all of them are recorded and none reaches a server. ``fake(tasks=[...])`` or
-``fake(connections=[...])`` records only those and lets the rest through.
+The fake lives outside the core: the manager only tells it about each
+connection it resolves (``manager.resolving``). On every covered connection the
+fake replaces the broker's ``kick`` (and ``kick_many``) with a recorder: every
+way of sending a job (``@task``, ``dispatch``, ``connection.dispatch``,
+``bulk``, the guide's ``@broker.task``) ends there, so all are recorded and
+none reaches a server. When it fakes every task of a connection it also
+replaces the broker's ``startup``/``shutdown`` (no server is needed),
+``size``/``clear`` (they count the recorded jobs) and result backend (a faked
+job has no result). While faking, the container's ``queue`` key (the ``Queue``
+facade) is the fake, as fastapi-startkit's own ``Event.fake()`` swaps
+``events``. ``fake(tasks=[...])`` or ``fake(connections=[...])`` records only
+those and lets the rest through.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from taskiq import AsyncBroker, AsyncResultBackend, AsyncTaskiqDecoratedTask, BrokerMessage, TaskiqResult
 
-from drivers.delay import ETA_LABEL
-from queue_manager.dispatch import QUEUE_LABEL
+from drivers import labels as wire
 
 if TYPE_CHECKING:
     from queue_manager.connection import Connection
     from queue_manager.manager import QueueManager
 
 TaskRef = AsyncTaskiqDecoratedTask[Any, Any] | str
+# What the fake replaces on a broker that it fakes completely (kick/kick_many are replaced always).
+REPLACED_WHEN_ALL = ("startup", "shutdown", "size", "clear")
 
 
 class FakedJobError(RuntimeError):
@@ -70,6 +78,11 @@ class FakeResultBackend(AsyncResultBackend[Any]):
 
 
 class QueueFake:
+    """Records dispatches on the manager's connections until ``restore()`` (or the end of a ``with`` block)."""
+
+    #: Fakes not restored yet: the pytest plugin restores any a test forgot.
+    active: ClassVar[list[QueueFake]] = []
+
     def __init__(
         self,
         manager: QueueManager,
@@ -82,7 +95,16 @@ class QueueFake:
         for name in self.connections or ():
             manager.check_connection_name(name)
         self.jobs: list[PushedJob] = []
-        self._saved: dict[int, tuple[Connection, Any, Any]] = {}
+        self._saved: list[tuple[AsyncBroker, dict[str, Any]]] = []
+        for other in [fake for fake in QueueFake.active if fake.manager is manager]:
+            other.restore()
+        for connection in manager.resolved.values():
+            self.install(connection)
+        self._stop_resolving = manager.resolving(self.install)
+        self._container = _container_binding(manager)
+        if self._container is not None:
+            self._container.bind("queue", self)
+        QueueFake.active.append(self)
 
     # -- which jobs are faked ------------------------------------------------------------------
     def covers(self, connection: str, name: str | None = None) -> bool:
@@ -91,36 +113,62 @@ class QueueFake:
         return name is None or self.tasks is None or name in self.tasks
 
     def install(self, connection: Connection) -> None:
-        """Record instead of send on this connection's broker (called for every resolved connection)."""
+        """Record instead of send on this connection's broker."""
         broker = connection.broker
-        if id(broker) in self._saved or not self.covers(connection.name):
+        if not self.covers(connection.name) or any(saved is broker for saved, _ in self._saved):
             return
-        real_kick = broker.kick
-        self._saved[id(broker)] = (connection, real_kick, broker.result_backend)
-        connection.faked_by = self
+        names = ["kick", "kick_many", "result_backend"] + (list(REPLACED_WHEN_ALL) if self.tasks is None else [])
+        self._saved.append((broker, {name: broker.__dict__[name] for name in names if name in broker.__dict__}))
+        real_kick, real_kick_many = broker.kick, getattr(broker, "kick_many", None)
 
         async def recording_kick(message: BrokerMessage) -> None:
-            if not self.covers(connection.name, message.task_name):
+            if self.covers(connection.name, message.task_name):
+                self.record(connection, broker, message)
+            else:
                 await real_kick(message)
-                return
-            self.record(connection, broker, message)
+
+        async def recording_kick_many(messages: Sequence[BrokerMessage]) -> None:
+            passed = [m for m in messages if not self.covers(connection.name, m.task_name)]
+            for message in messages:
+                if self.covers(connection.name, message.task_name):
+                    self.record(connection, broker, message)
+            if passed and real_kick_many is not None:
+                await real_kick_many(passed)
 
         broker.kick = recording_kick  # type: ignore[method-assign]
+        if real_kick_many is not None:
+            broker.kick_many = recording_kick_many  # type: ignore[attr-defined]
         if self.tasks is None:
-            broker.result_backend = FakeResultBackend()
+            self._replace_server_calls(connection, broker)
+
+    def _replace_server_calls(self, connection: Connection, broker: AsyncBroker) -> None:
+        """Every job of this connection is recorded: it needs no server, counts recorded jobs, has no results."""
+
+        async def nothing() -> None:
+            return None
+
+        async def size(queue: str) -> int:
+            return self.count_queue(connection.name, queue)
+
+        async def clear(queue: str) -> int:
+            return self.count_queue(connection.name, queue, clear=True)
+
+        broker.startup = broker.shutdown = nothing  # type: ignore[method-assign]
+        broker.size, broker.clear = size, clear  # type: ignore[attr-defined]
+        broker.result_backend = FakeResultBackend()
 
     def record(self, connection: Connection, broker: AsyncBroker, message: BrokerMessage) -> None:
         parsed = broker.formatter.loads(message.message)
         parsed.parse_labels()
         labels = dict(parsed.labels)
-        eta = labels.get(ETA_LABEL)
+        eta = labels.get(wire.ETA)
         self.jobs.append(
             PushedJob(
                 task_name=message.task_name,
                 args=tuple(parsed.args),
                 kwargs=dict(parsed.kwargs),
                 connection=connection.name,
-                queue=str(labels.get(QUEUE_LABEL) or connection.queue),
+                queue=str(labels.get(wire.QUEUE) or connection.queue),
                 delay=max(0.0, float(eta) - time.time()) if eta not in (None, "") else None,
                 task_id=message.task_id,
                 labels=labels,
@@ -136,13 +184,20 @@ class QueueFake:
         return count
 
     def restore(self) -> None:
-        """Put the real brokers back; the manager stops faking."""
-        for connection, kick, backend in self._saved.values():
-            connection.broker.kick = kick  # type: ignore[method-assign]
-            connection.broker.result_backend = backend
-            connection.faked_by = None
+        """Put the real brokers back and the manager behind the ``Queue`` facade."""
+        for broker, attributes in self._saved:
+            for name in ["kick", "kick_many", "result_backend", *REPLACED_WHEN_ALL]:
+                if name in attributes:
+                    setattr(broker, name, attributes[name])
+                else:
+                    broker.__dict__.pop(name, None)
         self._saved.clear()
-        self.manager.stop_faking(self)
+        self._stop_resolving()
+        if self._container is not None:
+            self._container.bind("queue", self.manager)
+            self._container = None
+        if self in QueueFake.active:
+            QueueFake.active.remove(self)
 
     def __enter__(self) -> Self:
         return self
@@ -151,6 +206,12 @@ class QueueFake:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.restore()
+
+    def __getattr__(self, name: str) -> Any:
+        """Behind the ``Queue`` facade the fake stands for the manager: ``Queue.connection(...)`` still works."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.manager, name)
 
     # -- what was pushed -----------------------------------------------------------------------
     def pushed(
@@ -223,3 +284,15 @@ class QueueFake:
 
     def __repr__(self) -> str:
         return f"<QueueFake jobs={len(self.jobs)} tasks={self.tasks} connections={self.connections}>"
+
+
+def _container_binding(manager: QueueManager) -> Any:
+    """The app container whose ``queue`` key (the ``Queue`` facade) is this manager, if there is one."""
+    from fastapi_startkit.application import app
+
+    try:
+        container = app()
+        bound = container.make("queue") if container.has("queue") else None
+    except Exception:  # no app booted (a manager built by hand), or no binding
+        return None
+    return container if bound is manager else None

@@ -76,8 +76,7 @@ def queue_fake(queue: Any) -> Iterator[Any]:
 def _restore_forgotten_queue_fake() -> Iterator[None]:
     """A test that called manager.fake() without restoring it must not fake the next test's queue."""
     yield
-    from queue_manager import context
+    from queue_manager.testing.fake import QueueFake
 
-    manager = context._current
-    if manager is not None and manager.faking is not None:
-        manager.faking.restore()
+    for fake in list(QueueFake.active):
+        fake.restore()

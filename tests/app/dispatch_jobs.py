@@ -1,5 +1,6 @@
 # Dispatch jobs described in JSON, the Laravel way, and print what came back (for the e2e tests).
 # Usage: python dispatch_jobs.py '[{"task": "remember", "args": [1], "connection": "nats", "queue": "q", "delay": 2}]'
+#        ("labels": {"delay": 2} sends TaskIQ's own delay label instead)
 #        add --wait to wait for every result.
 import asyncio
 import json
@@ -22,6 +23,8 @@ async def main(specs: list[dict], wait: bool) -> None:
             pending = pending.on_queue(spec["queue"])
         if spec.get("delay") is not None:
             pending = pending.delay(spec["delay"])
+        if spec.get("labels"):
+            pending = pending.with_labels(**spec["labels"])
         handles.append((time.time(), await pending))
     out = []
     for sent_at, handle in handles:

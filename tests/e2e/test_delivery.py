@@ -170,10 +170,11 @@ def test_nats_workers_share_the_work_and_each_job_runs_once(
 ) -> None:
     env = env_for("nats", queues, record_dir)
     with (
-        queue_work(TASKS, env=env, log=tmp_path / "a.log"),
-        queue_work(TASKS, env=env, log=tmp_path / "b.log"),
+        queue_work(TASKS, env=env, log=tmp_path / "a.log") as a,
+        queue_work(TASKS, env=env, log=tmp_path / "b.log") as b,
     ):
-        time.sleep(3)
+        a.wait_ready()
+        b.wait_ready()
         dispatch_jobs([{"task": "sleepy", "args": [i, 0.1]} for i in range(60)], env)
     starts = [(job, pid) for kind, job, _, pid in events(record_dir) if kind == "start"]
     assert sorted(job for job, _ in starts) == list(range(60)), "each job ran exactly once"
@@ -185,12 +186,13 @@ def test_nats_job_longer_than_ack_wait_is_not_started_twice(
 ) -> None:
     env = {**env_for("nats", queues, record_dir), "QUEUE_CONNECTIONS__NATS__OPTIONS__ACK_WAIT": "2"}
     with (
-        queue_work(TASKS, env=env, log=tmp_path / "a.log"),
-        queue_work(TASKS, env=env, log=tmp_path / "b.log"),
+        queue_work(TASKS, env=env, log=tmp_path / "a.log") as a,
+        queue_work(TASKS, env=env, log=tmp_path / "b.log") as b,
     ):
-        time.sleep(3)
+        a.wait_ready()
+        b.wait_ready()
         [row] = dispatch_jobs([{"task": "sleepy", "args": [1, 7]}], env)
-        time.sleep(3)
+        assert not wait_for(lambda: len(events(record_dir)) > 2, timeout=3), "a second start after the job ended"
     assert row["value"] == 1
     assert [kind for kind, *_ in events(record_dir)] == ["start", "done"], "ran once, though 7 s > ack_wait 2 s"
 
@@ -200,7 +202,7 @@ def test_worker_shutdown_waits_a_bounded_time_for_running_jobs(
 ) -> None:
     env = env_for("rabbitmq", queues, record_dir)
     with queue_work("--shutdown-timeout=3", TASKS, env=env, log=tmp_path / "w.log") as worker:
-        time.sleep(2)
+        worker.wait_ready()
         dispatch_jobs([{"task": "sleepy", "args": [1, 1.5]}, {"task": "sleepy", "args": [2, 60]}], env, wait=False)
         assert wait_for(lambda: len(events(record_dir)) >= 2, timeout=30), worker.output()
         stopping = time.time()
@@ -217,11 +219,12 @@ def test_redis_stream_job_longer_than_the_idle_timeout_is_not_run_twice(
 ) -> None:
     env = env_for("redis_stream", queues, record_dir)  # idle_timeout_ms=3000
     with (
-        queue_work(TASKS, env=env, log=tmp_path / "a.log"),
-        queue_work(TASKS, env=env, log=tmp_path / "b.log"),
+        queue_work(TASKS, env=env, log=tmp_path / "a.log") as a,
+        queue_work(TASKS, env=env, log=tmp_path / "b.log") as b,
     ):
-        time.sleep(3)
+        a.wait_ready()
+        b.wait_ready()
         [row] = dispatch_jobs([{"task": "sleepy", "args": [1, 8]}], env)
-        time.sleep(3)
+        assert not wait_for(lambda: len(events(record_dir)) > 2, timeout=3), "a second start after the job ended"
     assert row["value"] == 1
     assert [kind for kind, *_ in events(record_dir)] == ["start", "done"], "ran once, though 8 s > idle timeout 3 s"

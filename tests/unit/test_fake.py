@@ -105,8 +105,9 @@ async def test_restoring_sends_for_real_again(app: Any) -> None:
     manager = app.make("queue.manager")
     fake = manager.fake()
     await send_email.kiq(1)
+    assert app.make("queue") is fake, "the Queue facade's binding is the fake while faking"
     fake.restore()
-    assert manager.faking is None
+    assert fake not in QueueFake.active and app.make("queue") is manager
     result = await (await send_email.kiq(2)).wait_result(timeout=5)
     assert result.return_value == "sent" and RAN == ["email 2"]
     assert len(fake.jobs) == 1
@@ -147,13 +148,14 @@ async def test_the_queue_facade_reaches_the_fake(app: Any) -> None:
     from fastapi_startkit.facades import Queue
 
     manager = app.make("queue.manager")
-    with pytest.raises(AttributeError, match=r"call manager\.fake"):
+    with pytest.raises(AttributeError, match=r"Call manager\.fake"):
         Queue.assert_pushed(send_email)
     with manager.fake() as fake:
         await send_email.kiq(3)
         Queue.assert_pushed(send_email, times=1)
         assert Queue.pushed(send_email) == fake.pushed(send_email)
-        assert isinstance(Queue.faking, QueueFake)
+        assert app.make("queue") is fake
+        assert Queue.connection("memory") is manager.connection("memory"), "the rest still reaches the manager"
 
 
 async def test_the_memory_driver_refuses_an_unknown_task_at_dispatch(app: Any) -> None:
