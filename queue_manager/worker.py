@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from drivers import QueueConfigurationError
 from queue_manager.dispatch import check_queue_name
 
 DEFAULT_APP = "bootstrap.application:app"
+FIRST_WORKER = "worker-0"  # the name TaskIQ's process manager gives its first child
+OTHER_WORKERS_WAIT = 3.0
 
 
 def load_app(path: str | None = None) -> Any:
@@ -104,12 +107,20 @@ def worker_broker(connection: str | None = None, queues: str | Sequence[str] | N
 
 def stop_taskiq_worker(error: QueueConfigurationError) -> None:
     """Inside a ``taskiq worker`` child, ask the parent to stop: TaskIQ restarts a child that fails to
-    import its broker forever, printing the same error every second, and a setting will not fix itself."""
+    import its broker forever, printing the same error every second, and a setting will not fix itself.
+
+    Only the first child signals. TaskIQ's signal handler puts on a multiprocessing queue, and a second
+    signal arriving while it does (or while the manager queues the restart of a child that died) can
+    deadlock the parent; the other children wait a moment, so none dies before the parent has stopped.
+    """
     parent = multiprocessing.parent_process()
     if parent is None or parent.pid is None or "taskiq.cli.worker.process_manager" not in sys.modules:
         return
     logging.getLogger("queue_manager.worker").critical("Stopping the worker: %s", error)
-    os.kill(parent.pid, signal.SIGTERM)
+    if multiprocessing.current_process().name == FIRST_WORKER:
+        os.kill(parent.pid, signal.SIGTERM)
+    else:
+        time.sleep(OTHER_WORKERS_WAIT)
 
 
 def __getattr__(name: str) -> Any:
