@@ -44,6 +44,7 @@ from drivers.delay import due_at, eta_remaining, seconds_until_due
 from drivers.errors import QueueConfigurationError
 from drivers.nats_results import NatsResults
 from drivers.options import NatsOptions
+from drivers.poison import RejectsPoison
 from drivers.reach import scrub, unreachable
 from drivers.spec import BrokerSpec
 
@@ -77,7 +78,7 @@ def connect_options(spec: BrokerSpec, options: NatsOptions) -> dict[str, Any]:
     }
 
 
-class NatsQueueBroker(PullBasedJetStreamBroker):
+class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
     def __init__(self, spec: BrokerSpec, options: NatsOptions) -> None:
         self.spec = spec
         self.options = options
@@ -219,7 +220,7 @@ class NatsQueueBroker(PullBasedJetStreamBroker):
             headers.pop(labels.ETA, None)
         await self.js.publish(subject, payload=message.message, headers=headers)
 
-    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+    async def deliveries(self) -> AsyncGenerator[AckableMessage, None]:
         timeout = self.pull_consume_timeout if len(self.subscriptions) == 1 else 0.2
         while True:
             for subscription in self.subscriptions:

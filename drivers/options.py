@@ -16,20 +16,34 @@ class DriverOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
-class RedisOptions(DriverOptions):
-    """Redis list (``redis``) options."""
+class RedisCommonOptions(DriverOptions):
+    """What the Redis list and stream drivers share."""
 
     prefix: str = Field("queues:", description="key prefix: queue 'default' lives in list 'queues:default'")
     result_prefix: str = Field("queues:results", description="key prefix of stored results")
     result_ttl: int | None = Field(86_400, gt=0, description="seconds a result is kept; None keeps it forever")
-    block_timeout: float = Field(
-        1.0, gt=0, description="seconds one BRPOP waits; due delayed jobs are moved at least this often"
+    fetch_batch: int = Field(
+        100, ge=1, le=1000, description="most jobs one fetch takes (never more than the worker has free slots)"
     )
     socket_connect_timeout: float = Field(5.0, gt=0)
     max_connections: int | None = Field(None, gt=0)
 
 
-class RedisStreamOptions(RedisOptions):
+class RedisOptions(RedisCommonOptions):
+    """Redis list (``redis``) options."""
+
+    block_timeout: float = Field(
+        1.0, gt=0, description="seconds an idle worker waits for a job; due delayed jobs are moved at least this often"
+    )
+    retry_after: float = Field(
+        60.0,
+        ge=2,
+        description="seconds a fetched job stays reserved; a running job's reservation is extended every "
+        "retry_after / 3 s, so this is how long a killed worker's jobs wait before they run again",
+    )
+
+
+class RedisStreamOptions(RedisCommonOptions):
     """Redis stream (``redis_stream``) options: a stream per queue, read by one consumer group."""
 
     prefix: str = Field("queues:stream:", description="queue 'default' lives in stream 'queues:stream:default'")

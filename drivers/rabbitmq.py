@@ -35,6 +35,7 @@ from drivers import labels
 from drivers.delay import seconds_until_due
 from drivers.errors import QueueConfigurationError
 from drivers.options import RabbitMQOptions
+from drivers.poison import RejectsPoison
 from drivers.rabbitmq_results import RabbitMQResultBackend
 from drivers.reach import unreachable
 from drivers.spec import BrokerSpec
@@ -49,7 +50,7 @@ def dead_letter_queue_name(options: RabbitMQOptions) -> str:
     return f"{options.exchange}.dead_letter{suffix}"
 
 
-class RabbitMQBroker(AioPikaBroker):
+class RabbitMQBroker(RejectsPoison, AioPikaBroker):
     def __init__(self, spec: BrokerSpec, options: RabbitMQOptions) -> None:
         self.queue_type = QueueType(options.queue_type)
         self.max_priority = options.max_priority

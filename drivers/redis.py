@@ -1,54 +1,106 @@
-"""Redis list driver (the default): taskiq-redis ``ListQueueBroker`` made safe to leave idle.
+"""Redis list driver (the default): Laravel's reserved-job design on taskiq-redis's ``ListQueueBroker``.
 
-TaskIQ's list broker dies when idle: redis-py 8 gives every socket a 5 s
-timeout, the endless BRPOP hits it, and the error escapes ``listen()`` and
-kills the worker process (taskiq-redis#127, taskiq#658). Here BRPOP blocks
-for a bounded time and is re-issued, the socket timeout sits above that, and a
-lost connection is re-opened with backoff instead of crashing the worker.
+TaskIQ's list broker BRPOPs a job, which removes it from Redis before it runs: a worker that is killed
+(OOM, a redeploy) loses every job it was running. Here, as in Laravel's Redis queue, a fetched job is
+moved atomically (one Lua script) from the list into a sorted set beside it,
+``<queue key>:reserved``, scored by ``now + retry_after``, and deleted from there only when it has
+finished (its result written or its retry scheduled). Any worker's next fetch moves expired
+reservations back to the queue, so a killed worker's jobs run again after ``retry_after``; while a
+worker lives, one heartbeat loop extends the reservations of every job it holds, so a job longer than
+``retry_after`` is never started a second time in parallel. On shutdown a worker gives back at once
+the jobs it fetched but did not finish.
 
-Delivery is at most once: BRPOP removes the job before it runs, so a job in
-a worker that is killed is lost.
+Because a fetched job is reserved, not gone, a fetch may take several jobs in one round trip: as many
+as the worker has free slots (``in_flight.InFlight``), at most ``fetch_batch``. Acknowledgements and
+results go out batched (``redis_batch``). An idle worker waits with a blocking ``BLMOVE`` of the
+queue onto itself, which wakes it when a job arrives without taking the job out of Redis.
 
-Delayed jobs wait in a sorted set beside the list (see ``redis_common``).
-A worker may serve several queues: BRPOP takes the keys in the order given,
-so the first queue has strict priority, as Laravel's ``--queue=high,low``.
+Sending is unchanged (LPUSH to ``<prefix><queue>``; taskiq-redis's ``ListQueueBroker`` on the same key
+interoperates), delayed jobs wait in ``<queue key>:delayed`` as before, and several queues are taken in
+the order given (strict priority, as Laravel's ``--queue=high,low``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
-from typing import Any, cast
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Any
 
-from redis.asyncio import Redis
-from taskiq import AsyncBroker, BrokerMessage
+from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq_redis import ListQueueBroker
 
+from drivers.in_flight import InFlight
 from drivers.options import RedisOptions
+from drivers.poison import RejectsPoison
+from drivers.redis_batch import RedisBatcher
 from drivers.redis_common import (
     CONNECTION_ERRORS,
     RECONNECT_BACKOFF,
-    DelayedJobs,
     RedisSending,
     build_with,
     connection_kwargs,
+    delayed_key,
     ping_with,
     reconnect_pause,
 )
 from drivers.spec import BrokerSpec
 
-# KEYS: delayed zset, target. ARGV: now, batch. Moves due jobs to the target, oldest first.
-MIGRATE_DUE_TO_LIST = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for i = 1, #due do
-  redis.call('ZREM', KEYS[1], due[i])
-  redis.call('RPUSH', KEYS[2], due[i])
+logger = logging.getLogger("queue_manager.drivers.redis")
+
+MIGRATE_BATCH = 100
+# An idle worker serving several queues can block on one list only: it looks at the others this often.
+MULTI_QUEUE_POLL = 0.25
+
+# KEYS: queue, reserved, delayed. ARGV: now, reservation deadline, how many, migrate batch.
+# Due delayed jobs and expired reservations go to the head of the queue (they have waited), oldest
+# first; then up to ARGV[3] jobs move from the head of the queue into the reserved set.
+FETCH = """
+local function migrate(from)
+  local due = redis.call('ZRANGEBYSCORE', from, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
+  if #due > 0 then
+    redis.call('ZREM', from, unpack(due))
+    for i = #due, 1, -1 do
+      redis.call('RPUSH', KEYS[1], due[i])
+    end
+  end
 end
-return #due
+migrate(KEYS[3])
+migrate(KEYS[2])
+local jobs = redis.call('RPOP', KEYS[1], tonumber(ARGV[3]))
+if not jobs then
+  return {}
+end
+local scored = {}
+for i = 1, #jobs do
+  scored[2 * i - 1] = ARGV[2]
+  scored[2 * i] = jobs[i]
+end
+redis.call('ZADD', KEYS[2], unpack(scored))
+return jobs
+"""
+
+# KEYS: queue, reserved. ARGV: jobs. Gives reserved jobs back to the head of the queue, as they were.
+RELEASE = """
+local released = 0
+for i = #ARGV, 1, -1 do
+  if redis.call('ZREM', KEYS[2], ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[1], ARGV[i])
+    released = released + 1
+  end
+end
+return released
 """
 
 
-class RedisListBroker(RedisSending, ListQueueBroker):
-    """One Redis list per queue (``<prefix><queue>``), LPUSH to send, BRPOP to receive."""
+def reserved_key(key: str) -> str:
+    return f"{key}:reserved"
+
+
+class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
+    """One Redis list per queue (``<prefix><queue>``): LPUSH to send; fetched jobs are reserved until done."""
 
     def __init__(self, spec: BrokerSpec, options: RedisOptions) -> None:
         super().__init__(
@@ -60,8 +112,15 @@ class RedisListBroker(RedisSending, ListQueueBroker):
         self.spec = spec
         self.prefix = options.prefix
         self.block_timeout = options.block_timeout
+        self.retry_after = options.retry_after
         self.queues = [spec.queue]
-        self.delayed = DelayedJobs(MIGRATE_DUE_TO_LIST)
+        # (queue key, job) of every job fetched and not finished
+        self.in_flight: InFlight[tuple[str, bytes]] = InFlight(
+            options.retry_after / 3, self._extend, options.fetch_batch
+        )
+        self.batcher = RedisBatcher(self.sender)
+        self._fetch = self.sender.register_script(FETCH)
+        self._release = self.sender.register_script(RELEASE)
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Serve these queues, first one first (call before the worker starts listening)."""
@@ -79,20 +138,108 @@ class RedisListBroker(RedisSending, ListQueueBroker):
     def empty(self, pipe: Any, key: str) -> Any:
         return pipe.delete(key)
 
-    async def listen(self) -> AsyncGenerator[bytes, None]:
-        delay = RECONNECT_BACKOFF[0]
+    # -- receiving -----------------------------------------------------------------------------
+    async def deliveries(self) -> AsyncGenerator[AckableMessage, None]:
         keys = [self.key_for(queue) for queue in self.queues]
-        while True:
-            try:
-                async with Redis(connection_pool=self.connection_pool) as redis:
-                    while True:
-                        await self.delayed.migrate(redis, keys)
-                        popped = await redis.brpop(keys, timeout=self.block_timeout)  # type: ignore[misc]
+        fetched: deque[tuple[int, bytes]] = deque()  # reserved, not handed to the worker yet
+        delay = RECONNECT_BACKOFF[0]
+        try:
+            while True:
+                try:
+                    if not fetched:
+                        fetched.extend(await self._take(keys, self.in_flight.fetch_size()))
                         delay = RECONNECT_BACKOFF[0]
-                        if popped is not None:
-                            yield cast(bytes, popped[1])
+                        if not fetched:
+                            await self._wait_for_a_job(keys)
+                            continue
+                except CONNECTION_ERRORS as error:
+                    delay = await reconnect_pause(self.spec, error, delay)
+                    continue
+                token, job = fetched.popleft()
+                yield AckableMessage(data=job, ack=self._acknowledger(token))
+        finally:
+            if fetched:
+                await asyncio.shield(self._give_back([self.in_flight.jobs[token] for token, _ in fetched]))
+                for token, _ in fetched:
+                    self.in_flight.discard(token)
+
+    async def _take(self, keys: Sequence[str], wanted: int) -> list[tuple[int, bytes]]:
+        """Reserve up to ``wanted`` jobs, first queue first, in one round trip per queue asked."""
+        taken: list[tuple[int, bytes]] = []
+        for key in keys:
+            now = time.time()
+            jobs: list[bytes] = await self._fetch(
+                keys=[key, reserved_key(key), delayed_key(key)],
+                args=[now, now + self.retry_after, wanted - len(taken), MIGRATE_BATCH],
+            )
+            taken.extend((self.in_flight.add((key, job)), job) for job in jobs)
+            if len(taken) >= wanted:
+                break
+        return taken
+
+    async def _wait_for_a_job(self, keys: Sequence[str]) -> None:
+        """Block until the first queue has a job (moving its last element onto itself leaves it in place)."""
+        timeout = self.block_timeout if len(keys) == 1 else min(self.block_timeout, MULTI_QUEUE_POLL)
+        # redis-py types the timeout as int; Redis >= 6 takes fractions of a second.
+        await self.sender.blmove(keys[0], keys[0], timeout, "RIGHT", "RIGHT")  # type: ignore[arg-type]
+
+    def _acknowledger(self, token: int) -> Callable[[], Awaitable[None]]:
+        async def ack() -> None:
+            held = self.in_flight.jobs.get(token)
+            if held is None:
+                return
+            key, job = held
+            try:
+                await self.batcher.add(lambda pipe: pipe.zrem(reserved_key(key), job))
             except CONNECTION_ERRORS as error:
-                delay = await reconnect_pause(self.spec, error, delay)
+                logger.warning(
+                    "Queue connection '%s' could not acknowledge a finished job (%s); it stays reserved and "
+                    "runs again after retry_after (%ss)",
+                    self.spec.name,
+                    type(error).__name__,
+                    self.retry_after,
+                )
+            finally:
+                self.in_flight.discard(token)
+
+        return ack
+
+    async def _extend(self, held: list[tuple[str, bytes]]) -> None:
+        """The heartbeat: push back the deadline of every job this worker holds (only if still reserved)."""
+        deadline = time.time() + self.retry_after
+        by_queue: dict[str, dict[bytes, float]] = {}
+        for key, job in held:
+            by_queue.setdefault(key, {})[job] = deadline
+        async with self.sender.pipeline(transaction=False) as pipe:
+            for key, jobs in by_queue.items():
+                pipe.zadd(reserved_key(key), jobs, xx=True)
+            await pipe.execute()
+
+    async def _give_back(self, held: list[tuple[str, bytes]]) -> None:
+        """Put reserved jobs this worker will not finish back at the head of their queue, now."""
+        by_queue: dict[str, list[bytes]] = {}
+        for key, job in held:
+            by_queue.setdefault(key, []).append(job)
+        try:
+            for key, jobs in by_queue.items():
+                await self._release(keys=[key, reserved_key(key)], args=jobs)
+        except CONNECTION_ERRORS as error:
+            logger.warning(
+                "Queue connection '%s' could not give back %d unfinished jobs (%s); they run again after "
+                "retry_after (%ss)",
+                self.spec.name,
+                len(held),
+                type(error).__name__,
+                self.retry_after,
+            )
+
+    async def shutdown(self) -> None:
+        self.in_flight.stop()
+        await self.batcher.drain()
+        if self.in_flight.jobs:
+            await self._give_back(list(self.in_flight.jobs.values()))
+            self.in_flight.jobs.clear()
+        await super().shutdown()
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:

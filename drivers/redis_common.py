@@ -26,7 +26,7 @@ from taskiq.serializers import JSONSerializer
 
 from drivers import labels
 from drivers.delay import due_at, seconds_until_due
-from drivers.options import RedisOptions
+from drivers.options import RedisCommonOptions
 from drivers.reach import unreachable
 from drivers.redis_results import RedisResults
 from drivers.spec import BrokerSpec
@@ -64,7 +64,7 @@ class DelayedJobs:
         return moved
 
 
-def connection_kwargs(options: RedisOptions, block_seconds: float) -> dict[str, Any]:
+def connection_kwargs(options: RedisCommonOptions, block_seconds: float) -> dict[str, Any]:
     """Socket settings for a pool whose longest command blocks ``block_seconds``.
 
     redis-py retries nothing by default, so after a server restart the first command on each
@@ -80,7 +80,7 @@ def connection_kwargs(options: RedisOptions, block_seconds: float) -> dict[str, 
     }
 
 
-def result_backend(spec: BrokerSpec, options: RedisOptions) -> RedisResults[Any]:
+def result_backend(spec: BrokerSpec, options: RedisCommonOptions) -> RedisResults[Any]:
     return RedisResults(
         redis_url=str(spec.url),
         serializer=JSONSerializer(),
@@ -185,15 +185,17 @@ class RedisSending:
             raise unreachable(self.spec, error) from None
 
 
-def build_with(spec: BrokerSpec, options_type: type[RedisOptions], broker_type: Any) -> AsyncBroker:
+def build_with(spec: BrokerSpec, options_type: type[RedisCommonOptions], broker_type: Any) -> AsyncBroker:
     options = options_type.model_validate(dict(spec.options))
     broker: AsyncBroker = broker_type(spec, options)
     if spec.result_backend:
-        broker = broker.with_result_backend(result_backend(spec, options))
+        results = result_backend(spec, options)
+        results.batcher = getattr(broker, "batcher", None)  # results go out with the acknowledgements
+        broker = broker.with_result_backend(results)
     return broker
 
 
-async def ping_with(spec: BrokerSpec, options_type: type[RedisOptions]) -> None:
+async def ping_with(spec: BrokerSpec, options_type: type[RedisCommonOptions]) -> None:
     """Open a short-lived connection and PING: the demo and health checks use this."""
     options = options_type.model_validate(dict(spec.options))
     redis = Redis.from_url(str(spec.url), socket_connect_timeout=options.socket_connect_timeout)

@@ -38,6 +38,7 @@ from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
 from drivers.options import RedisStreamOptions
+from drivers.poison import RejectsPoison
 from drivers.redis_common import (
     CONNECTION_ERRORS,
     RECONNECT_BACKOFF,
@@ -68,7 +69,7 @@ return #due
 """
 
 
-class RedisStreamQueueBroker(RedisSending, RedisStreamBroker):
+class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
     def __init__(self, spec: BrokerSpec, options: RedisStreamOptions) -> None:
         super().__init__(
             url=str(spec.url),
@@ -158,7 +159,7 @@ class RedisStreamQueueBroker(RedisSending, RedisStreamBroker):
             if name != self.consumer_name and idle_too_long and int(consumer["pending"]) == 0:
                 await redis.xgroup_delconsumer(stream, self.consumer_group_name, name)
 
-    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+    async def deliveries(self) -> AsyncGenerator[AckableMessage, None]:
         delay = RECONNECT_BACKOFF[0]
         last_claim = 0.0
         while True:

@@ -21,6 +21,10 @@ def use_manager(manager: QueueManager | None) -> None:
     _current = manager
 
 
+def has_manager() -> bool:
+    return _current is not None
+
+
 def current_manager() -> QueueManager:
     if _current is None:
         raise QueueConfigurationError(

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
-from taskiq import AsyncTaskiqDecoratedTask, AsyncTaskiqTask
+from taskiq import AsyncTaskiqDecoratedTask, AsyncTaskiqTask, BrokerMessage
 from taskiq.brokers.shared_broker import AsyncSharedBroker
 from taskiq.kicker import AsyncKicker
 
 from drivers import QueueConfigurationError
 from drivers.labels import BACKOFF, QUEUE, RETRIES, TIMEOUT
-from queue_manager.context import current_manager
+from queue_manager.context import current_manager, has_manager
 from queue_manager.dispatch import PendingDispatch, check_queue_name
 from queue_manager.retry import parse_backoff
 
@@ -28,8 +28,10 @@ class QueueTask(AsyncTaskiqDecoratedTask[P, R]):
     """A shared task whose default broker is the default queue connection, looked up when sent."""
 
     def kicker(self) -> AsyncKicker[P, R]:
-        connection = current_manager().connection()
-        return AsyncKicker(self.task_name, connection.broker, dict(self.labels), self.return_type)
+        """TaskIQ's kicker on the default connection's broker; ``.with_broker(b)`` works with no manager set
+        up (the registry stands in until then, and sends through the manager if one exists by then)."""
+        broker = current_manager().connection().broker if has_manager() else registry
+        return AsyncKicker(self.task_name, broker, dict(self.labels), self.return_type)
 
     async def kiq(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskiqTask[R]:  # type: ignore[override]
         return await PendingDispatch(self, args, kwargs)
@@ -43,6 +45,13 @@ class _TaskRegistry(AsyncSharedBroker):
     def __init__(self) -> None:
         super().__init__()
         self.decorator_class = QueueTask
+
+    async def kick(self, message: BrokerMessage) -> None:
+        """A kicker made before any manager existed: send through the default connection (or say how to
+        set one up), instead of TaskIQ's "shared tasks cannot be sent"."""
+        connection = current_manager().connection()
+        await connection.startup()
+        await connection.broker.kick(message)
 
 
 registry = _TaskRegistry()

@@ -145,7 +145,8 @@ async def cleanup_queue(driver: str, queue: str) -> None:
         from redis.asyncio import Redis
 
         async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
-            await redis.delete(f"queues:{queue}", f"queues:stream:{queue}")
+            keys = [f"queues:{queue}", f"queues:stream:{queue}"]
+            await redis.delete(*keys, *(f"{key}:{kind}" for key in keys for kind in ("delayed", "reserved")))
     elif driver == "rabbitmq":
         import aio_pika
 

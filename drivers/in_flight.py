@@ -1,0 +1,70 @@
+"""The jobs a worker has taken from its broker and not finished: kept alive, and bounding the next fetch.
+
+Two duties shared by the drivers that hold a job while it runs (the Redis list's reservations, the
+stream's pending entries, NATS's unacknowledged messages):
+
+- **A heartbeat.** One loop per worker tells the broker, every ``interval`` seconds, that every job still
+  held is alive (extends a reservation, resets an idle time, sends "in progress"), so a job that runs
+  longer than the broker's redelivery timer is not handed to a second worker while it still runs.
+- **How much to fetch.** TaskIQ's receiver asks the broker for the next job only when it has a free
+  slot, so each time it asks, its capacity is at least "jobs held + 1". The largest such count seen is
+  a capacity the worker has proven; a fetch takes up to that many minus the jobs held, so a batch never
+  holds jobs the worker cannot start, whatever ``--max-async-tasks`` it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+logger = logging.getLogger("queue_manager.drivers")
+
+T = TypeVar("T")
+
+
+class InFlight(Generic[T]):
+    def __init__(self, interval: float, beat: Callable[[list[T]], Awaitable[None]], max_fetch: int = 1) -> None:
+        self.interval = interval
+        self.beat = beat
+        self.max_fetch = max_fetch
+        self.jobs: dict[int, T] = {}
+        self.proven_capacity = 1
+        self._ids = itertools.count()
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def add(self, job: T) -> int:
+        """Hold ``job`` until ``discard(token)``; returns the token."""
+        token = next(self._ids)
+        self.jobs[token] = job
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._keep_alive())
+        return token
+
+    def discard(self, token: int) -> T | None:
+        return self.jobs.pop(token, None)
+
+    def fetch_size(self) -> int:
+        """How many jobs the next fetch may take (at least 1): call it when the worker asks for a job."""
+        self.proven_capacity = max(self.proven_capacity, len(self.jobs) + 1)
+        return max(1, min(self.max_fetch, self.proven_capacity - len(self.jobs)))
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if not self.jobs:
+                continue
+            try:
+                await self.beat(list(self.jobs.values()))
+            except Exception as error:  # the broker is away: the next beat tries again
+                logger.warning("Could not extend running jobs (%s: %s)", type(error).__name__, error)
+
+    def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None

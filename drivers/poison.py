@@ -1,0 +1,151 @@
+"""Messages no worker can run: undecodable, for a task this worker does not know, or with labels that break it.
+
+TaskIQ's receiver logs such a message (the whole payload, at WARNING) and acknowledges it, so the job is
+gone; a label it cannot parse (``ack_type: bogus``) makes it raise before the acknowledgement, so the message
+is held forever. Every broker of ours checks each message before the receiver sees it (``RejectsPoison``,
+first in its bases): a poison message is handed to ``poison_handler`` (the manager records it as a failed
+job, raw payload kept) and then acknowledged. Recording is tried a few times; if the store stays down the
+message is logged (reason and a bounded excerpt) and acknowledged anyway, because holding a message that
+cannot run would block the worker (RabbitMQ's prefetch) or keep it "in progress" forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskiq import AckableMessage, TaskiqMessage
+from taskiq.acks import parse_acknowledge_type
+from taskiq.utils import maybe_awaitable
+
+from drivers import labels
+
+logger = logging.getLogger("queue_manager.drivers.poison")
+
+EXCERPT = 200  # characters of a bad payload worth a log line (the whole payload goes to the failed-jobs store)
+RECORD_ATTEMPTS = (0.5, 1.0, 2.0)  # pauses between attempts to record a poison message
+
+
+@dataclass(frozen=True)
+class PoisonMessage:
+    """What a worker could tell about a message it cannot run."""
+
+    payload: bytes
+    reason: str  # undecodable | unknown task | bad label
+    error: str
+    task_name: str | None = None
+    task_id: str | None = None
+    message: TaskiqMessage | None = field(default=None, repr=False)
+
+    def excerpt(self) -> str:
+        text = self.payload[: EXCERPT * 4].decode("utf-8", errors="replace")
+        return text[:EXCERPT] + (f"... ({len(self.payload)} bytes)" if len(self.payload) > EXCERPT else "")
+
+
+PoisonHandler = Callable[[PoisonMessage], Awaitable[None]]
+
+
+def _number(value: Any, integer: bool = False, minimum: float | None = None) -> None:
+    number = int(value) if integer else float(value)
+    if not math.isfinite(number) or (minimum is not None and number < minimum):
+        raise ValueError(f"{value!r} is out of range")
+
+
+# label -> check that raises for a value the worker cannot use
+LABEL_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "ack_type": parse_acknowledge_type,
+    labels.RETRIES: lambda v: _number(v, integer=True, minimum=0),
+    labels.ATTEMPT: lambda v: _number(v, integer=True, minimum=0),
+    labels.TIMEOUT: lambda v: _number(v, minimum=0),
+    labels.ETA: _number,
+    labels.DELAY: _number,
+    labels.PRIORITY: lambda v: _number(v, integer=True, minimum=0),
+}
+
+
+def check_labels(message: TaskiqMessage) -> str | None:
+    """The first label the worker could not use, as an error text; None if all are fine."""
+    for name, check in LABEL_CHECKS.items():
+        value = message.labels.get(name)
+        if value in (None, ""):
+            continue
+        try:
+            check(value)
+        except (TypeError, ValueError, OverflowError):
+            return f"label {name!r} has an unusable value"
+    return None
+
+
+class RejectsPoison:
+    """Mixin for brokers (first in the bases): ``listen()`` yields only messages the receiver can run.
+
+    A broker that reads messages its own way does it in ``deliveries()``; the default is the parent
+    class's ``listen()``.
+    """
+
+    poison_handler: PoisonHandler | None = None
+
+    def deliveries(self) -> AsyncGenerator[Any, None]:
+        return super().listen()  # type: ignore[misc,no-any-return]
+
+    def find_poison(self, data: bytes) -> PoisonMessage | None:
+        broker: Any = self
+        try:
+            message: TaskiqMessage = broker.formatter.loads(data)
+            message.parse_labels()
+        except Exception as error:  # anything the formatter raises means it cannot be decoded
+            return PoisonMessage(data, "undecodable", f"{type(error).__name__}: {str(error)[:EXCERPT]}")
+        name, task_id = message.task_name, message.task_id
+        if broker.find_task(name) is None:
+            return PoisonMessage(
+                data,
+                "unknown task",
+                f"task {name!r} is not known to this worker: add its module to `queue:work --tasks=...` "
+                "(or to the module list of `taskiq worker`), then retry the job",
+                name,
+                task_id,
+                message,
+            )
+        bad = check_labels(message)
+        return None if bad is None else PoisonMessage(data, "bad label", bad, name, task_id, message)
+
+    async def listen(self) -> AsyncGenerator[Any, None]:
+        deliveries = self.deliveries()
+        try:
+            async for delivery in deliveries:
+                data = delivery.data if isinstance(delivery, AckableMessage) else delivery
+                poison = self.find_poison(data)
+                if poison is None:
+                    yield delivery
+                else:
+                    await self._set_aside(poison)
+                    if isinstance(delivery, AckableMessage):
+                        await maybe_awaitable(delivery.ack())
+        finally:
+            await deliveries.aclose()  # now, not when garbage-collected: it gives back what it holds
+
+    async def _set_aside(self, poison: PoisonMessage) -> None:
+        """Record the message as a failed job (a few attempts), or at least log why it is dropped."""
+        handler = self.poison_handler
+        for pause in (*RECORD_ATTEMPTS, None):
+            if handler is None:
+                break
+            try:
+                await handler(poison)
+                return
+            except Exception:
+                logger.exception("Could not record a job that cannot run (%s)", poison.reason)
+            if pause is not None:
+                await asyncio.sleep(pause)
+        logger.error(
+            "Dropped a job that cannot run and could not be recorded (%s: %s; task %s, id %s): %s",
+            poison.reason,
+            poison.error,
+            poison.task_name,
+            poison.task_id,
+            poison.excerpt(),
+        )

@@ -1,0 +1,206 @@
+"""The Redis list keeps every job until it finished: reserved on fetch, extended while it runs, given back.
+
+These drive the broker the way TaskIQ's receiver does (ask for a job only with a free slot, ack when
+done) against the real Redis, and read the keys back with a plain client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from taskiq import AckableMessage
+from taskiq_redis import ListQueueBroker
+
+from drivers.redis import RedisListBroker
+from queue_manager import QueueManager
+from queue_manager.settings import load_settings
+from tests.helpers import cleanup_queue
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+URL = "redis://127.0.0.1:6379/0"
+
+
+def list_broker(queue: str, **options: Any) -> RedisListBroker:
+    settings = load_settings({"driver": "redis", "connections": {"redis": {"queue": queue, "options": options}}})
+    broker = QueueManager(settings).connection().broker
+    assert isinstance(broker, RedisListBroker)
+    broker.is_worker_process = True
+    return broker
+
+
+@pytest.fixture
+async def redis(queue_name: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(URL)
+    yield client
+    await cleanup_queue("redis", queue_name)
+    await client.aclose()
+
+
+@pytest.fixture
+async def queue_task() -> Any:
+    from queue_manager import task
+
+    @task(name="tests.reserved.job")
+    async def job(n: int) -> int:
+        return n
+
+    return job
+
+
+async def send(broker: RedisListBroker, task: Any, *numbers: int) -> None:
+    for number in numbers:
+        await task.kicker().with_broker(broker).kiq(number)
+
+
+async def counts(redis: Redis, queue: str) -> tuple[int, int]:
+    """(waiting in the list, reserved)"""
+    return int(await redis.llen(f"queues:{queue}")), int(await redis.zcard(f"queues:{queue}:reserved"))
+
+
+async def test_a_fetched_job_is_reserved_until_it_is_acknowledged(
+    redis: Redis, queue_name: str, queue_task: Any
+) -> None:
+    broker = list_broker(queue_name)
+    await broker.startup()
+    try:
+        await send(broker, queue_task, 1, 2, 3)
+        jobs = broker.listen()
+        first = await anext(jobs)
+        assert isinstance(first, AckableMessage)
+        assert await counts(redis, queue_name) == (2, 1), "one job moved from the list into :reserved"
+        score = await redis.zscore(f"queues:{queue_name}:reserved", first.data)
+        assert score is not None and 55 < score - time.time() <= 60, "reserved until now + retry_after (60 s)"
+        await first.ack()  # type: ignore[misc]
+        assert await counts(redis, queue_name) == (2, 0)
+        await jobs.aclose()
+    finally:
+        await broker.shutdown()
+
+
+async def test_a_killed_workers_job_runs_again_after_retry_after(
+    redis: Redis, queue_name: str, queue_task: Any
+) -> None:
+    dead = list_broker(queue_name, retry_after=2)
+    await dead.startup()
+    await send(dead, queue_task, 7)
+    held = await anext(dead.listen())
+    dead.in_flight.stop()  # the worker "dies": no heartbeat, no ack, no shutdown
+    other = list_broker(queue_name, retry_after=2)
+    await other.startup()
+    try:
+        jobs = other.listen()
+        started = time.monotonic()
+        again = await asyncio.wait_for(anext(jobs), timeout=30)
+        assert again.data == held.data  # type: ignore[union-attr]
+        assert time.monotonic() - started >= 1.0, "not before its reservation expired"
+        await again.ack()  # type: ignore[union-attr,misc]
+        assert await counts(redis, queue_name) == (0, 0)
+        await jobs.aclose()
+    finally:
+        await other.shutdown()
+        await dead.sender.aclose()
+
+
+async def test_a_running_jobs_reservation_is_extended_so_no_other_worker_takes_it(
+    redis: Redis, queue_name: str, queue_task: Any
+) -> None:
+    busy = list_broker(queue_name, retry_after=2)
+    idle = list_broker(queue_name, retry_after=2)
+    await busy.startup()
+    await idle.startup()
+    try:
+        await send(busy, queue_task, 1)
+        running = await anext(busy.listen())
+        waiting = asyncio.ensure_future(anext(idle.listen()))
+        done, _ = await asyncio.wait({waiting}, timeout=5)  # 2.5 x retry_after
+        assert not done, "a job whose worker is alive and running it was handed to another worker"
+        await running.ack()  # type: ignore[union-attr,misc]
+        assert await counts(redis, queue_name) == (0, 0)
+        waiting.cancel()
+    finally:
+        await busy.shutdown()
+        await idle.shutdown()
+
+
+async def test_fetches_take_as_many_jobs_as_the_worker_has_proven_free_slots(
+    redis: Redis, queue_name: str, queue_task: Any
+) -> None:
+    broker = list_broker(queue_name)
+    await broker.startup()
+    try:
+        await send(broker, queue_task, *range(10))
+        jobs = broker.listen()
+        one, two = await anext(jobs), await anext(jobs)  # asked while holding one: capacity >= 2
+        assert await counts(redis, queue_name) == (8, 2), "one job per fetch until a capacity is proven"
+        await one.ack()  # type: ignore[union-attr,misc]
+        await two.ack()  # type: ignore[union-attr,misc]
+        three = await anext(jobs)
+        assert await counts(redis, queue_name) == (6, 2), "two free slots: one fetch reserved two jobs"
+        await three.ack()  # type: ignore[union-attr,misc]
+        await jobs.aclose()
+        assert await counts(redis, queue_name) == (7, 0), "the fetched job it did not hand out went back"
+    finally:
+        await broker.shutdown()
+
+
+async def test_shutdown_gives_back_unfinished_jobs_at_once_in_order(
+    redis: Redis, queue_name: str, queue_task: Any
+) -> None:
+    broker = list_broker(queue_name)
+    await broker.startup()
+    await send(broker, queue_task, 1, 2, 3)
+    first = await anext(broker.listen())
+    await broker.shutdown()
+    assert await counts(redis, queue_name) == (3, 0)
+    assert await redis.lindex(f"queues:{queue_name}", -1) == first.data, "back at the head of the queue"  # type: ignore[union-attr]
+
+
+async def test_jobs_sent_by_a_plain_taskiq_list_broker_are_consumed(
+    redis: Redis, queue_name: str, queue_task: Any
+) -> None:
+    plain = ListQueueBroker(URL, queue_name=f"queues:{queue_name}")
+    await plain.startup()
+    await queue_task.kicker().with_broker(plain).kiq(5)
+    await plain.shutdown()
+    ours = list_broker(queue_name)
+    await ours.startup()
+    try:
+        message = await asyncio.wait_for(anext(ours.listen()), timeout=10)
+        assert ours.formatter.loads(message.data).args == [5]  # type: ignore[union-attr]
+    finally:
+        await ours.shutdown()
+
+
+async def test_an_idle_worker_wakes_at_once_when_a_job_arrives(redis: Redis, queue_name: str, queue_task: Any) -> None:
+    broker = list_broker(queue_name, block_timeout=30)
+    await broker.startup()
+    try:
+        waiting = asyncio.ensure_future(anext(broker.listen()))
+        await asyncio.sleep(0.3)  # let it block
+        sent = time.monotonic()
+        await send(broker, queue_task, 1)
+        await asyncio.wait_for(waiting, timeout=10)
+        assert time.monotonic() - sent < 5, "woken by the job, not by the 30 s block timeout"
+    finally:
+        await broker.shutdown()
+
+
+async def test_result_and_acknowledgement_are_written_together(redis: Redis, queue_name: str, queue_task: Any) -> None:
+    broker = list_broker(queue_name)
+    await broker.startup()
+    try:
+        handle = await queue_task.kicker().with_broker(broker).kiq(4)
+        message = await anext(broker.listen())
+        from taskiq.receiver import Receiver
+
+        await Receiver(broker, run_startup=False).callback(message)
+        assert await counts(redis, queue_name) == (0, 0)
+        result = await handle.wait_result(timeout=5)
+        assert result.return_value == 4
+    finally:
+        await broker.shutdown()
