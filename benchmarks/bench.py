@@ -237,10 +237,10 @@ async def cost_without_a_broker(reps: int, count: int) -> tuple[list[float], lis
 
 # -- 2. end to end -----------------------------------------------------------------------------
 class Worker:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], command: list[str] | None = None) -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "taskiq", "worker", *args, "--workers", "1", "--log-level", "WARNING"],
+            command or [sys.executable, "-m", "taskiq", "worker", *args, "--workers", "1", "--log-level", "WARNING"],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=self.log,
@@ -362,6 +362,106 @@ async def end_to_end(drivers: list[str], reps: int, count: int) -> None:
         "e2e",
         f"End to end: jobs/s from first dispatch to last job run, one worker process, {count:,} jobs, "
         f"median of {reps} (min–max)",
+        table(["driver", "variant", "jobs/s", "ratio to raw", "lost", "ran twice"], rows),
+    )
+
+
+# -- 3. draining a full queue -------------------------------------------------------------------
+DRAIN_VARIANTS: dict[str, tuple[str, ...]] = {
+    "redis": (*E2E_VARIANTS, "hand-written redis-py consumer, 100 at once"),
+    "redis_stream": E2E_VARIANTS,
+    "rabbitmq": E2E_VARIANTS,
+    "nats": E2E_VARIANTS,
+}
+
+
+async def drained(run: str, count: int) -> tuple[float, int, int]:
+    """Wait until every job ran (or nothing moved for 15 s); jobs/s between the first and the last job."""
+    from redis.asyncio import Redis
+
+    from benchmarks.jobs import COUNTER_URL, time_keys
+
+    last, last_change = -1, time.perf_counter()
+    while True:
+        unique_ids, _ = await counted(run)
+        if unique_ids >= count:
+            break
+        if unique_ids != last:
+            last, last_change = unique_ids, time.perf_counter()
+        elif time.perf_counter() - last_change > 15:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    unique_ids, total = await counted(run)
+    async with Redis.from_url(COUNTER_URL) as redis:
+        first_at, last_at = (float(value or 0) for value in await redis.mget(*time_keys(run)))
+        await redis.delete(*time_keys(run))
+    await forget(run)
+    return (unique_ids - 1) / max(last_at - first_at, 1e-6), count - unique_ids, total - unique_ids
+
+
+async def drain_variant(driver: str, variant: str, reps: int, count: int) -> list[tuple[float, int, int]]:
+    """Fill a queue with ``count`` jobs, then start one worker process and time how fast it empties it."""
+    from benchmarks import raw
+    from benchmarks.jobs import job
+
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    env = bench_env(driver, queue, results=variant == "ours (defaults)")
+    command: list[str] | None = None
+    args = ["queue_manager.worker:broker", "benchmarks.jobs"]
+    if variant.startswith("raw"):
+        args = ["benchmarks.raw:broker", "benchmarks.jobs"]
+        broker = raw.make(driver, queue)
+        task = broker.register_task(job.original_func, task_name="bench:job")
+        await broker.startup()
+
+        async def fill(run: str) -> None:
+            for first in range(0, count, BATCH):
+                await asyncio.gather(*(task.kiq(run, n) for n in range(first, min(first + BATCH, count))))
+
+        close: Callable[[], Awaitable[None]] = broker.shutdown
+    else:
+        if variant.startswith("hand-written"):
+            command = [sys.executable, "-m", "benchmarks.handwritten"]
+            env["BENCH_QUEUE_KEY"] = f"queues:{queue}"
+        manager = our_manager(driver, queue, results=variant == "ours (defaults)")
+        connection = manager.connection()
+        await connection.startup()
+
+        async def fill(run: str) -> None:
+            await connection.bulk(job, [(run, n) for n in range(count)])
+
+        close = manager.shutdown
+    samples = []
+    try:
+        for _ in range(reps):
+            run = uuid.uuid4().hex
+            await fill(run)
+            worker = Worker(args, env, command)
+            try:
+                samples.append(await drained(run, count))
+            finally:
+                worker.stop()
+    finally:
+        await close()
+        await purge(driver, queue)
+        if driver == "nats":
+            await drop_nats_streams(queue)
+    return samples
+
+
+async def draining(drivers: list[str], reps: int, count: int) -> None:
+    rows = []
+    for driver in drivers:
+        results: dict[str, list[tuple[float, int, int]]] = {}
+        for _ in range(reps):  # alternated: one repetition of each variant in turn
+            for variant in DRAIN_VARIANTS[driver]:
+                results.setdefault(variant, []).extend(await drain_variant(driver, variant, 1, count))
+        rows += e2e_rows(driver, results, statistics.median(r[0] for r in results[E2E_VARIANTS[0]]))
+    write(
+        "drain",
+        f"Draining a full queue: {count:,} jobs queued first, then one worker process; jobs/s from its first "
+        f"job to its last, median of {reps} (min–max)",
         table(["driver", "variant", "jobs/s", "ratio to raw", "lost", "ran twice"], rows),
     )
 
@@ -535,7 +635,9 @@ async def bulk_dispatch(drivers: list[str], reps: int, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("what", choices=["dispatch", "e2e", "boot", "bulk", "peers", "all"], nargs="?", default="all")
+    parser.add_argument(
+        "what", choices=["dispatch", "e2e", "drain", "boot", "bulk", "peers", "all"], nargs="?", default="all"
+    )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=None, help="jobs per run (default: 20000; 5000 end to end)")
     parser.add_argument("--drivers", default=",".join(DRIVERS))
@@ -546,6 +648,8 @@ def main() -> None:
         asyncio.run(dispatch_overhead(drivers, args.reps, args.jobs or 20_000))
     if args.what in ("e2e", "all"):
         asyncio.run(end_to_end(drivers, args.reps, args.jobs or 5_000))
+    if args.what in ("drain", "all"):
+        asyncio.run(draining(drivers, args.reps, args.jobs or 5_000))
     if args.what in ("boot", "all"):
         boot_cost(drivers, args.reps)
     if args.what in ("bulk", "all"):

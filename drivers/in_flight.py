@@ -6,23 +6,44 @@ stream's pending entries, NATS's unacknowledged messages):
 - **A heartbeat.** One loop per worker tells the broker, every ``interval`` seconds, that every job still
   held is alive (extends a reservation, resets an idle time, sends "in progress"), so a job that runs
   longer than the broker's redelivery timer is not handed to a second worker while it still runs.
-- **How much to fetch.** TaskIQ's receiver asks the broker for the next job only when it has a free
-  slot, so each time it asks, its capacity is at least "jobs held + 1". The largest such count seen is
-  a capacity the worker has proven; a fetch takes up to that many minus the jobs held, so a batch never
-  holds jobs the worker cannot start, whatever ``--max-async-tasks`` it was given.
+- **How much to fetch.** A fetch takes as many jobs as the worker has free slots, so a batch never holds
+  jobs the worker cannot start. In a ``taskiq worker`` process (``queue:work`` runs one) the slots are
+  ``--max-async-tasks`` plus ``--max-prefetch``, read from its command line with TaskIQ's own parser.
+  Elsewhere (a receiver run from code) they are learned: TaskIQ's receiver asks for the next job only
+  when it has a free slot, so each time it asks its capacity is at least "jobs held + 1".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import itertools
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 logger = logging.getLogger("queue_manager.drivers")
 
 T = TypeVar("T")
+UNLIMITED = 1 << 30
+
+
+def worker_capacity() -> int | None:
+    """Jobs this ``taskiq worker`` process may hold at once, from its command line; None if unknown."""
+    if not sys.argv or sys.argv[0] != "worker":  # taskiq's CLI drops its own name and runs "worker ..."
+        return None
+    from taskiq.cli.worker.args import WorkerArgs
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args = WorkerArgs.from_cli(sys.argv[1:])
+    except (Exception, SystemExit):
+        return None
+    if args.max_async_tasks is None or args.max_async_tasks <= 0:
+        return UNLIMITED  # the fetch batch is the bound
+    return int(args.max_async_tasks) + max(0, int(args.max_prefetch))
 
 
 class InFlight(Generic[T]):
@@ -31,6 +52,7 @@ class InFlight(Generic[T]):
         self.beat = beat
         self.max_fetch = max_fetch
         self.jobs: dict[int, T] = {}
+        self.capacity: int | None = None  # the worker's slots, once known (0: unknown)
         self.proven_capacity = 1
         self._ids = itertools.count()
         self._heartbeat: asyncio.Task[None] | None = None
@@ -51,8 +73,11 @@ class InFlight(Generic[T]):
 
     def fetch_size(self) -> int:
         """How many jobs the next fetch may take (at least 1): call it when the worker asks for a job."""
+        if self.capacity is None:
+            self.capacity = worker_capacity() or 0
         self.proven_capacity = max(self.proven_capacity, len(self.jobs) + 1)
-        return max(1, min(self.max_fetch, self.proven_capacity - len(self.jobs)))
+        slots = self.capacity or self.proven_capacity
+        return max(1, min(self.max_fetch, slots - len(self.jobs)))
 
     async def _keep_alive(self) -> None:
         while True:

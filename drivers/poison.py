@@ -16,10 +16,11 @@ import logging
 import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from taskiq import AckableMessage, TaskiqMessage
+from taskiq import AckableMessage, BrokerMessage, TaskiqFormatter, TaskiqMessage
 from taskiq.acks import parse_acknowledge_type
+from taskiq.labels import parse_label
 from taskiq.utils import maybe_awaitable
 
 from drivers import labels
@@ -68,9 +69,18 @@ LABEL_CHECKS: dict[str, Callable[[Any], Any]] = {
 
 
 def check_labels(message: TaskiqMessage) -> str | None:
-    """The first label the worker could not use, as an error text; None if all are fine."""
+    """The first label the worker could not use, as an error text; None if all are fine.
+
+    The message is left as it was decoded (TaskIQ's receiver parses its labels itself)."""
+    parsed = dict(message.labels)
+    for name, label_type in (message.labels_types or {}).items():
+        if name in parsed:
+            try:
+                parsed[name] = parse_label(parsed[name], label_type)
+            except (TypeError, ValueError, AttributeError, OverflowError):
+                return f"label {name!r} does not parse as its declared type"
     for name, check in LABEL_CHECKS.items():
-        value = message.labels.get(name)
+        value = parsed.get(name)
         if value in (None, ""):
             continue
         try:
@@ -78,6 +88,27 @@ def check_labels(message: TaskiqMessage) -> str | None:
         except (TypeError, ValueError, OverflowError):
             return f"label {name!r} has an unusable value"
     return None
+
+
+class ReusingFormatter(TaskiqFormatter):
+    """The broker's formatter, handing TaskIQ's receiver the message the poison check already decoded
+    (keyed by the very bytes object it was decoded from), instead of decoding every job twice."""
+
+    def __init__(self, inner: TaskiqFormatter) -> None:
+        self.inner = inner
+        self.decoded: dict[int, tuple[bytes, TaskiqMessage]] = {}
+
+    def keep(self, data: bytes, message: TaskiqMessage) -> None:
+        self.decoded[id(data)] = (data, message)
+
+    def dumps(self, message: TaskiqMessage) -> BrokerMessage:
+        return self.inner.dumps(message)
+
+    def loads(self, message: bytes) -> TaskiqMessage:
+        kept = self.decoded.pop(id(message), None)
+        if kept is not None and kept[0] is message:
+            return kept[1]
+        return self.inner.loads(message)
 
 
 class RejectsPoison:
@@ -92,11 +123,17 @@ class RejectsPoison:
     def deliveries(self) -> AsyncGenerator[Any, None]:
         return super().listen()  # type: ignore[misc,no-any-return]
 
+    def _reusing_formatter(self) -> ReusingFormatter:
+        broker: Any = self
+        if not isinstance(broker.formatter, ReusingFormatter):
+            broker.formatter = ReusingFormatter(broker.formatter)
+        return cast(ReusingFormatter, broker.formatter)
+
     def find_poison(self, data: bytes) -> PoisonMessage | None:
         broker: Any = self
+        formatter = self._reusing_formatter()
         try:
-            message: TaskiqMessage = broker.formatter.loads(data)
-            message.parse_labels()
+            message: TaskiqMessage = formatter.inner.loads(data)
         except Exception as error:  # anything the formatter raises means it cannot be decoded
             return PoisonMessage(data, "undecodable", f"{type(error).__name__}: {str(error)[:EXCERPT]}")
         name, task_id = message.task_name, message.task_id
@@ -111,7 +148,10 @@ class RejectsPoison:
                 message,
             )
         bad = check_labels(message)
-        return None if bad is None else PoisonMessage(data, "bad label", bad, name, task_id, message)
+        if bad is not None:
+            return PoisonMessage(data, "bad label", bad, name, task_id, message)
+        formatter.keep(data, message)
+        return None
 
     async def listen(self) -> AsyncGenerator[Any, None]:
         deliveries = self.deliveries()
@@ -126,6 +166,7 @@ class RejectsPoison:
                     if isinstance(delivery, AckableMessage):
                         await maybe_awaitable(delivery.ack())
         finally:
+            self._reusing_formatter().decoded.clear()
             await deliveries.aclose()  # now, not when garbage-collected: it gives back what it holds
 
     async def _set_aside(self, poison: PoisonMessage) -> None:

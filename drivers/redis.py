@@ -26,9 +26,11 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from hashlib import sha1
 from typing import Any
 
+from redis.exceptions import NoScriptError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq_redis import ListQueueBroker
 
@@ -119,7 +121,7 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
             options.retry_after / 3, self._extend, options.fetch_batch
         )
         self.batcher = RedisBatcher(self.sender)
-        self._fetch = self.sender.register_script(FETCH)
+        self._fetch_sha = sha1(FETCH.encode()).hexdigest()
         self._release = self.sender.register_script(RELEASE)
 
     def listen_to(self, queues: Sequence[str]) -> None:
@@ -164,14 +166,21 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
                     self.in_flight.discard(token)
 
     async def _take(self, keys: Sequence[str], wanted: int) -> list[tuple[int, bytes]]:
-        """Reserve up to ``wanted`` jobs, first queue first, in one round trip per queue asked."""
+        """Reserve up to ``wanted`` jobs, first queue first; each fetch rides in the batch of acknowledgements."""
         taken: list[tuple[int, bytes]] = []
         for key in keys:
             now = time.time()
-            jobs: list[bytes] = await self._fetch(
-                keys=[key, reserved_key(key), delayed_key(key)],
-                args=[now, now + self.retry_after, wanted - len(taken), MIGRATE_BATCH],
-            )
+            script_keys = [key, reserved_key(key), delayed_key(key)]
+            args = [now, now + self.retry_after, wanted - len(taken), MIGRATE_BATCH]
+
+            def fetch(pipe: Any, k: list[str] = script_keys, a: list[Any] = args) -> Any:
+                return pipe.evalsha(self._fetch_sha, 3, *k, *a)
+
+            try:
+                jobs = await self.batcher.add(fetch)
+            except NoScriptError:  # a new or flushed server: load it, then fetch
+                self._fetch_sha = await self.sender.script_load(FETCH)
+                jobs = await self.sender.evalsha(self._fetch_sha, 3, *script_keys, *args)
             taken.extend((self.in_flight.add((key, job)), job) for job in jobs)
             if len(taken) >= wanted:
                 break
@@ -183,24 +192,19 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
         # redis-py types the timeout as int; Redis >= 6 takes fractions of a second.
         await self.sender.blmove(keys[0], keys[0], timeout, "RIGHT", "RIGHT")  # type: ignore[arg-type]
 
-    def _acknowledger(self, token: int) -> Callable[[], Awaitable[None]]:
-        async def ack() -> None:
-            held = self.in_flight.jobs.get(token)
-            if held is None:
-                return
-            key, job = held
-            try:
-                await self.batcher.add(lambda pipe: pipe.zrem(reserved_key(key), job))
-            except CONNECTION_ERRORS as error:
-                logger.warning(
-                    "Queue connection '%s' could not acknowledge a finished job (%s); it stays reserved and "
-                    "runs again after retry_after (%ss)",
-                    self.spec.name,
-                    type(error).__name__,
-                    self.retry_after,
+    def _acknowledger(self, token: int) -> Callable[[], None]:
+        def ack() -> None:
+            """Queued, not awaited: it goes out with the next batch, after this job's result."""
+            held = self.in_flight.discard(token)
+            if held is not None:
+                key, job = held
+                reserved = reserved_key(key)
+                self.batcher.add_member(
+                    reserved,
+                    job,
+                    lambda pipe, jobs: pipe.zrem(reserved, *jobs),
+                    f"acknowledgements (those jobs run again after retry_after, {self.retry_after}s)",
                 )
-            finally:
-                self.in_flight.discard(token)
 
         return ack
 

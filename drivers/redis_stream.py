@@ -11,9 +11,16 @@ Differences from taskiq-redis's ``RedisStreamBroker`` defaults, and why:
 - the stream key differs from the list driver's (``queues:stream:<queue>``),
   so a ``redis`` and a ``redis_stream`` connection can share one server;
 - a lost connection is re-opened instead of killing the worker;
-- an acknowledged job is deleted from the stream (XACK + XDEL in one round
-  trip), so the stream holds only jobs not yet run and never grows without
-  bound, while no MAXLEN trimming can drop a job that has not run;
+- an acknowledged job is deleted from the stream (XACK + XDEL), so the stream
+  holds only jobs not yet run and never grows without bound, while no MAXLEN
+  trimming can drop a job that has not run;
+- a read takes as many entries as the worker has free slots (``in_flight``),
+  acknowledgements and results go out batched with the next read
+  (``redis_batch``), and entries read but not finished are given back (added
+  again, then acknowledged) when the worker stops, instead of waiting for the
+  idle timeout;
+- an entry without a ``data`` field (written by something else) is set aside
+  as a job that cannot run, instead of crashing the worker;
 - consumers of dead workers (idle for ``idle_timeout_ms`` and nothing pending,
   once their jobs were reclaimed) are deleted, so they do not pile up.
 
@@ -27,9 +34,9 @@ read several queues' streams at once.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -37,8 +44,10 @@ from redis.exceptions import ResponseError
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
+from drivers.in_flight import InFlight
 from drivers.options import RedisStreamOptions
 from drivers.poison import RejectsPoison
+from drivers.redis_batch import RedisBatcher
 from drivers.redis_common import (
     CONNECTION_ERRORS,
     RECONNECT_BACKOFF,
@@ -68,6 +77,8 @@ end
 return #due
 """
 
+Entry = tuple[Any, Any, bytes]  # stream, entry id, job
+
 
 class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
     def __init__(self, spec: BrokerSpec, options: RedisStreamOptions) -> None:
@@ -86,8 +97,10 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
         self.prefix = options.prefix
         self.delayed = DelayedJobs(MIGRATE_DUE_TO_STREAM, [options.maxlen or 0])
         self.streams = [self.queue_name]
-        self.in_flight: dict[Any, set[Any]] = {}
-        self._heartbeat: asyncio.Task[None] | None = None
+        # every entry read and not finished; the heartbeat keeps their idle time low
+        self.in_flight: InFlight[Entry] = InFlight(self.idle_timeout / 3000, self._keep_fresh, options.fetch_batch)
+        self.batcher = RedisBatcher(self.sender)
+        self._last_claim = 0.0
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Read these queues' streams (call before the worker starts listening)."""
@@ -112,41 +125,117 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
         """Trim rather than delete, so the consumer group (and its workers' reads) stay."""
         return pipe.xtrim(key, maxlen=0, approximate=False)
 
-    def _message(self, stream: Any, msg_id: Any, fields: Any) -> AckableMessage:
-        return AckableMessage(data=fields[b"data"], ack=self._ack_and_delete(stream, msg_id))
+    # -- receiving -----------------------------------------------------------------------------
+    async def deliveries(self) -> AsyncGenerator[AckableMessage, None]:
+        fetched: deque[tuple[int, bytes]] = deque()  # read, not handed to the worker yet
+        delay = RECONNECT_BACKOFF[0]
+        try:
+            while True:
+                try:
+                    if not fetched:
+                        fetched.extend(await self._take(self.in_flight.fetch_size()))
+                        delay = RECONNECT_BACKOFF[0]
+                        if not fetched:
+                            continue
+                except ResponseError as error:
+                    if "NOGROUP" not in str(error):
+                        raise
+                    # The stream (and its group) was deleted under us: declare it again.
+                    await self._declare_consumer_group()
+                    continue
+                except CONNECTION_ERRORS as error:
+                    delay = await reconnect_pause(self.spec, error, delay)
+                    continue
+                token, job = fetched.popleft()
+                yield AckableMessage(data=job, ack=self._acknowledger(token))
+        finally:
+            if fetched:
+                held = [entry for token, _ in fetched if (entry := self.in_flight.discard(token)) is not None]
+                await self._give_back(held)
 
-    def _ack_and_delete(self, stream: Any, msg_id: Any) -> Callable[[], Awaitable[None]]:
-        """Acknowledge and delete; until then the job is in ``in_flight``, whose idle time the heartbeat
-        keeps low, so a job that runs longer than ``idle_timeout_ms`` is not reclaimed (and run twice)."""
-        self.in_flight.setdefault(stream, set()).add(msg_id)
-        if self._heartbeat is None or self._heartbeat.done():
-            self._heartbeat = asyncio.create_task(self._keep_in_flight_fresh())
+    async def _take(self, wanted: int) -> list[tuple[int, bytes]]:
+        """Entries for up to ``wanted`` jobs: due delayed jobs moved in, new entries (without blocking, riding
+        with the acknowledgements; blocking if there are none), and once a second the stalled ones."""
+        await self.delayed.migrate(self.sender, self.streams)
+        streams: dict[Any, Any] = dict.fromkeys(self.streams, ">")
+        read: Any = await self.batcher.add(
+            lambda pipe: pipe.xreadgroup(self.consumer_group_name, self.consumer_name, streams, count=wanted)
+        )
+        if not read:
+            read = await self.sender.xreadgroup(
+                self.consumer_group_name, self.consumer_name, streams, count=wanted, block=self.block
+            )
+        taken = [self._hold(stream, msg_id, fields) for stream, entries in read or [] for msg_id, fields in entries]
+        if time.monotonic() - self._last_claim >= CLAIM_EVERY and len(taken) < wanted:
+            self._last_claim = time.monotonic()
+            taken += await self._reclaim(wanted - len(taken))
+        return taken
 
-        async def ack() -> None:
-            self.in_flight[stream].discard(msg_id)
-            async with self.sender.pipeline(transaction=True) as pipe:
-                pipe.xack(stream, self.consumer_group_name, msg_id)
-                pipe.xdel(stream, msg_id)
-                await pipe.execute()
+    def _hold(self, stream: Any, msg_id: Any, fields: Any) -> tuple[int, bytes]:
+        # An entry of ours always has "data"; anything else becomes a job that cannot be decoded.
+        job = fields.get(b"data") if fields else None
+        if not isinstance(job, bytes):
+            job = b"stream entry without a data field: " + repr(fields).encode()
+        return self.in_flight.add((stream, msg_id, job)), job
+
+    async def _reclaim(self, wanted: int) -> list[tuple[int, bytes]]:
+        """XAUTOCLAIM entries idle past the idle timeout (their worker died), and forget dead consumers."""
+        taken: list[tuple[int, bytes]] = []
+        for stream in self.streams:
+            claimed: Any = await self.sender.xautoclaim(
+                stream,
+                self.consumer_group_name,
+                self.consumer_name,
+                min_idle_time=self.idle_timeout,
+                count=max(1, wanted - len(taken)),
+            )
+            taken += [self._hold(stream, msg_id, fields) for msg_id, fields in claimed[1] if fields is not None]
+            await self._forget_dead_consumers(self.sender, stream)
+        return taken
+
+    def _acknowledger(self, token: int) -> Callable[[], None]:
+        def ack() -> None:
+            """Queued, not awaited: XACK and XDEL go out with the next batch, after this job's result."""
+            held = self.in_flight.discard(token)
+            if held is None:
+                return
+            stream, msg_id, _ = held
+            what = f"acknowledgements (those jobs run again after the idle timeout, {self.idle_timeout} ms)"
+            group = self.consumer_group_name
+            self.batcher.add_member(("ack", stream), msg_id, lambda pipe, ids: pipe.xack(stream, group, *ids), what)
+            self.batcher.add_member(("del", stream), msg_id, lambda pipe, ids: pipe.xdel(stream, *ids), what)
 
         return ack
 
-    async def _keep_in_flight_fresh(self) -> None:
-        """One loop for all running jobs: XCLAIM (JUSTID, to ourselves) resets their idle time."""
-        while True:
-            await asyncio.sleep(self.idle_timeout / 3000)
-            for stream, ids in self.in_flight.items():
-                if ids:
-                    try:
-                        await self.sender.xclaim(
-                            stream, self.consumer_group_name, self.consumer_name, 0, list(ids), justid=True
-                        )
-                    except CONNECTION_ERRORS:
-                        continue
+    async def _keep_fresh(self, held: list[Entry]) -> None:
+        """The heartbeat: XCLAIM (JUSTID, to ourselves) resets the idle time of every entry still held."""
+        by_stream: dict[Any, list[Any]] = {}
+        for stream, msg_id, _ in held:
+            by_stream.setdefault(stream, []).append(msg_id)
+        async with self.sender.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():
+                pipe.xclaim(stream, self.consumer_group_name, self.consumer_name, 0, ids, justid=True)
+            await pipe.execute()
+
+    async def _give_back(self, held: list[Entry]) -> None:
+        """Entries this worker will not finish: added again as new entries and acknowledged, in one
+        transaction each, so another worker runs them now rather than after the idle timeout."""
+        try:
+            async with self.sender.pipeline(transaction=True) as pipe:
+                for stream, msg_id, job in held:
+                    pipe.xadd(stream, {b"data": job}, maxlen=self.maxlen, approximate=True)
+                    pipe.xack(stream, self.consumer_group_name, msg_id)
+                    pipe.xdel(stream, msg_id)
+                await pipe.execute()
+        except CONNECTION_ERRORS:
+            return  # they stay pending: reclaimed after the idle timeout
 
     async def shutdown(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        self.in_flight.stop()
+        await self.batcher.drain()
+        if self.in_flight.jobs:
+            await self._give_back(list(self.in_flight.jobs.values()))
+            self.in_flight.jobs.clear()
         await super().shutdown()
 
     async def _forget_dead_consumers(self, redis: Redis, stream: str) -> None:
@@ -158,48 +247,6 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
             idle_too_long = int(consumer["idle"]) > max(self.idle_timeout, 10 * self.block)
             if name != self.consumer_name and idle_too_long and int(consumer["pending"]) == 0:
                 await redis.xgroup_delconsumer(stream, self.consumer_group_name, name)
-
-    async def deliveries(self) -> AsyncGenerator[AckableMessage, None]:
-        delay = RECONNECT_BACKOFF[0]
-        last_claim = 0.0
-        while True:
-            try:
-                async with Redis(connection_pool=self.connection_pool) as redis:
-                    while True:
-                        await self.delayed.migrate(redis, self.streams)
-                        fetched: Any = await redis.xreadgroup(
-                            self.consumer_group_name,
-                            self.consumer_name,
-                            dict.fromkeys(self.streams, ">"),
-                            block=self.block,
-                            count=self.count,
-                        )
-                        delay = RECONNECT_BACKOFF[0]
-                        for stream, entries in fetched or []:
-                            for msg_id, fields in entries:
-                                yield self._message(stream, msg_id, fields)
-                        if time.monotonic() - last_claim < CLAIM_EVERY:
-                            continue
-                        last_claim = time.monotonic()
-                        for stream in self.streams:
-                            claimed: Any = await redis.xautoclaim(
-                                stream,
-                                self.consumer_group_name,
-                                self.consumer_name,
-                                min_idle_time=self.idle_timeout,
-                                count=self.unacknowledged_batch_size,
-                            )
-                            for msg_id, fields in claimed[1]:
-                                if fields:
-                                    yield self._message(stream, msg_id, fields)
-                            await self._forget_dead_consumers(redis, stream)
-            except ResponseError as error:
-                if "NOGROUP" not in str(error):
-                    raise
-                # The stream (and its group) was deleted under us: declare it again.
-                await self._declare_consumer_group()
-            except CONNECTION_ERRORS as error:
-                delay = await reconnect_pause(self.spec, error, delay)
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:

@@ -1,8 +1,9 @@
-"""The same job as benchmarks/jobs.py: one Redis round trip recording the run (ids in a set, runs counted)."""
+"""The same job as benchmarks/jobs.py: one Redis round trip recording the run (ids, runs, first and last time)."""
 
 from __future__ import annotations
 
 import os
+import time
 
 import redis
 
@@ -15,9 +16,12 @@ def count(run: str, number: int) -> None:
     global _client
     if _client is None:
         _client = redis.Redis.from_url(COUNTER_URL)
+    now = time.time()
     pipe = _client.pipeline(transaction=False)
     pipe.sadd(f"bench:{run}:ids", number)
     pipe.incr(f"bench:{run}:runs")
+    pipe.set(f"bench:{run}:first", now, nx=True)
+    pipe.set(f"bench:{run}:last", now)
     pipe.execute()
 
 
@@ -29,7 +33,10 @@ async def acount(run: str, number: int) -> None:
         client = _aclient
     except NameError:
         client = _aclient = Redis.from_url(COUNTER_URL)
+    now = time.time()
     async with client.pipeline(transaction=False) as pipe:
         pipe.sadd(f"bench:{run}:ids", number)
         pipe.incr(f"bench:{run}:runs")
+        pipe.set(f"bench:{run}:first", now, nx=True)
+        pipe.set(f"bench:{run}:last", now)
         await pipe.execute()

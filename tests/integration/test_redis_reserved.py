@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from taskiq import AckableMessage
+from taskiq.utils import maybe_awaitable
 from taskiq_redis import ListQueueBroker
 
 from drivers.redis import RedisListBroker
@@ -57,6 +58,12 @@ async def send(broker: RedisListBroker, task: Any, *numbers: int) -> None:
         await task.kicker().with_broker(broker).kiq(number)
 
 
+async def acked(broker: RedisListBroker, message: Any) -> None:
+    """Acknowledge as TaskIQ's receiver does, then wait for the batch that carries it."""
+    await maybe_awaitable(message.ack())
+    await broker.batcher.drain()
+
+
 async def counts(redis: Redis, queue: str) -> tuple[int, int]:
     """(waiting in the list, reserved)"""
     return int(await redis.llen(f"queues:{queue}")), int(await redis.zcard(f"queues:{queue}:reserved"))
@@ -75,7 +82,7 @@ async def test_a_fetched_job_is_reserved_until_it_is_acknowledged(
         assert await counts(redis, queue_name) == (2, 1), "one job moved from the list into :reserved"
         score = await redis.zscore(f"queues:{queue_name}:reserved", first.data)
         assert score is not None and 55 < score - time.time() <= 60, "reserved until now + retry_after (60 s)"
-        await first.ack()  # type: ignore[misc]
+        await acked(broker, first)
         assert await counts(redis, queue_name) == (2, 0)
         await jobs.aclose()
     finally:
@@ -98,7 +105,7 @@ async def test_a_killed_workers_job_runs_again_after_retry_after(
         again = await asyncio.wait_for(anext(jobs), timeout=30)
         assert again.data == held.data  # type: ignore[union-attr]
         assert time.monotonic() - started >= 1.0, "not before its reservation expired"
-        await again.ack()  # type: ignore[union-attr,misc]
+        await acked(other, again)
         assert await counts(redis, queue_name) == (0, 0)
         await jobs.aclose()
     finally:
@@ -119,7 +126,7 @@ async def test_a_running_jobs_reservation_is_extended_so_no_other_worker_takes_i
         waiting = asyncio.ensure_future(anext(idle.listen()))
         done, _ = await asyncio.wait({waiting}, timeout=5)  # 2.5 x retry_after
         assert not done, "a job whose worker is alive and running it was handed to another worker"
-        await running.ack()  # type: ignore[union-attr,misc]
+        await acked(busy, running)
         assert await counts(redis, queue_name) == (0, 0)
         waiting.cancel()
     finally:
@@ -137,11 +144,11 @@ async def test_fetches_take_as_many_jobs_as_the_worker_has_proven_free_slots(
         jobs = broker.listen()
         one, two = await anext(jobs), await anext(jobs)  # asked while holding one: capacity >= 2
         assert await counts(redis, queue_name) == (8, 2), "one job per fetch until a capacity is proven"
-        await one.ack()  # type: ignore[union-attr,misc]
-        await two.ack()  # type: ignore[union-attr,misc]
+        await acked(broker, one)
+        await acked(broker, two)
         three = await anext(jobs)
         assert await counts(redis, queue_name) == (6, 2), "two free slots: one fetch reserved two jobs"
-        await three.ack()  # type: ignore[union-attr,misc]
+        await acked(broker, three)
         await jobs.aclose()
         assert await counts(redis, queue_name) == (7, 0), "the fetched job it did not hand out went back"
     finally:
@@ -199,8 +206,23 @@ async def test_result_and_acknowledgement_are_written_together(redis: Redis, que
         from taskiq.receiver import Receiver
 
         await Receiver(broker, run_startup=False).callback(message)
+        assert await counts(redis, queue_name) == (0, 1), "queued, not written yet: it goes with the next batch"
+        await broker.batcher.drain()
         assert await counts(redis, queue_name) == (0, 0)
         result = await handle.wait_result(timeout=5)
         assert result.return_value == 4
     finally:
         await broker.shutdown()
+
+
+def test_a_taskiq_worker_process_knows_its_slots_from_its_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drivers.in_flight import UNLIMITED, worker_capacity
+
+    monkeypatch.setattr(
+        "sys.argv", ["worker", "app:broker", "app.tasks", "--max-async-tasks", "7", "--max-prefetch", "2"]
+    )
+    assert worker_capacity() == 9
+    monkeypatch.setattr("sys.argv", ["worker", "app:broker", "--max-async-tasks", "0"])
+    assert worker_capacity() == UNLIMITED
+    monkeypatch.setattr("sys.argv", ["pytest", "-q"])
+    assert worker_capacity() is None, "not a taskiq worker: learn the slots instead"
