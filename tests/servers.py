@@ -5,12 +5,18 @@ The shared servers on the default ports are never touched.
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -100,3 +106,186 @@ def private_nats(tmp_path: Path) -> Iterator[PrivateServer]:
         yield server
     finally:
         server.stop()
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster on a free loopback port: trust auth, no fsync, one database.
+
+    PostgreSQL refuses to run as root, so when the tests run as root its processes run as the ``postgres``
+    user, in a temp dir of its own (pytest's tmp dirs are private to root).
+    """
+
+    READY = "database system is ready to accept connections"
+
+    def __init__(self, root: Path, port: int, database: str, user: str = "postgres") -> None:
+        self.root, self.port, self.database, self.user = root, port, database, user
+        self.data, self.log = root / "data", root / "postgres.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def _as_user(self) -> dict[str, Any]:
+        if os.geteuid() != 0:
+            return {}
+        return {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
+
+    def _run(self, command: list[str], stdin: bytes | None = None) -> None:
+        done = subprocess.run(command, input=stdin, capture_output=True, timeout=120, cwd=self.root, **self._as_user())
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{command[0]} failed ({done.returncode}): {(done.stdout + done.stderr).decode()[-2000:]}"
+            )
+
+    def init(self) -> None:
+        binary = shutil.which("initdb") or "/usr/local/bin/initdb"
+        self._run(
+            [binary, "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]
+        )
+        # Single-user mode creates the database before the server listens: no client library needed.
+        postgres = shutil.which("postgres") or "/usr/local/bin/postgres"
+        self._run(
+            [postgres, "--single", "-D", str(self.data), "postgres"], f"CREATE DATABASE {self.database};\n".encode()
+        )
+
+    def start(self, timeout: float = 60) -> None:
+        postgres = shutil.which("postgres") or "/usr/local/bin/postgres"
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": str(self.root),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+        }
+        command = [postgres, "-D", str(self.data), "-p", str(self.port)]
+        for key, value in settings.items():
+            command += ["-c", f"{key}={value}"]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, **self._as_user()
+            )
+        deadline = time.monotonic() + timeout
+        while not (self.READY in self.log.read_text(errors="replace") and port_open(self.port)):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited ({self.process.returncode}): {self.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"postgres was not ready in {timeout}s: {self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # "fast" shutdown: SIGTERM would wait for every client
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        with suppress(TimeoutError):
+            wait_port(self.port, up=False, timeout=5)
+
+
+@contextmanager
+def private_postgres(database: str = "tests") -> Iterator[PrivatePostgres]:
+    """initdb, create ``database``, start on a free port; stop and delete everything afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="private-postgres-"))
+    try:
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("postgres")
+            os.chown(root, account.pw_uid, account.pw_gid)
+        server = PrivatePostgres(root, free_port(), database)
+        server.init()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class PrivateMariaDB:
+    """A throwaway MariaDB on a free loopback port: ``root`` without a password, one database, no binlog.
+
+    ``mariadbd`` drops to the ``mysql`` user itself (``--user``); the database is created by ``--init-file``
+    at startup, so no client library is needed.
+    """
+
+    READY = "ready for connections"
+
+    def __init__(self, root: Path, port: int, database: str) -> None:
+        self.root, self.port, self.database = root, port, database
+        self.data, self.log = root / "data", root / "mariadb.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mysql+aiomysql://root@127.0.0.1:{self.port}/{self.database}"
+
+    def init(self) -> None:
+        install = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+        command = [install, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=normal"]
+        command += ["--skip-test-db", "--skip-name-resolve", *self._user()]
+        done = subprocess.run(command, capture_output=True, timeout=120, cwd=self.root)
+        if done.returncode != 0:
+            raise RuntimeError(f"mariadb-install-db failed: {(done.stdout + done.stderr).decode()[-2000:]}")
+        (self.root / "init.sql").write_text(f"CREATE DATABASE IF NOT EXISTS {self.database};\n")
+
+    def _user(self) -> list[str]:
+        return ["--user=mysql"] if os.geteuid() == 0 else []
+
+    def start(self, timeout: float = 60) -> None:
+        server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        command = [
+            server,
+            "--no-defaults",
+            f"--datadir={self.data}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.root / 'mariadb.sock'}",
+            f"--pid-file={self.root / 'mariadb.pid'}",
+            f"--init-file={self.root / 'init.sql'}",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            "--innodb-flush-log-at-trx-commit=0",
+            *self._user(),
+        ]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
+        deadline = time.monotonic() + timeout
+        while not (self.READY in self.log.read_text(errors="replace") and port_open(self.port)):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mariadbd exited ({self.process.returncode}): {self.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"mariadbd was not ready in {timeout}s: {self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        with suppress(TimeoutError):
+            wait_port(self.port, up=False, timeout=5)
+
+
+@contextmanager
+def private_mariadb(database: str = "tests") -> Iterator[PrivateMariaDB]:
+    """mariadb-install-db, start on a free port with ``database``; stop and delete everything afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="private-mariadb-"))
+    try:
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("mysql")
+            os.chown(root, account.pw_uid, account.pw_gid)
+        server = PrivateMariaDB(root, free_port(), database)
+        server.init()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
