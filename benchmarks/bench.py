@@ -102,13 +102,16 @@ def bench_env(driver: str, queue: str, results: bool = True) -> dict[str, str]:
     return env
 
 
-def our_manager(driver: str, queue: str, results: bool = True) -> Any:
+def our_manager(driver: str, queue: str, results: bool = True, results_in: str | None = None) -> Any:
     from queue_manager import QueueManager
     from queue_manager.context import use_manager
     from queue_manager.settings import load_settings
 
     connection: dict[str, Any] = {"queue": queue, "result_backend": results, "options": bench_options(driver)}
-    manager = QueueManager(load_settings({"driver": driver, "connections": {driver: connection}}))
+    connections = {driver: {**connection, "results": results_in}}
+    if results_in:
+        connections[results_in] = {"options": bench_options(results_in)}
+    manager = QueueManager(load_settings({"driver": driver, "connections": connections}))
     use_manager(manager)
     return manager
 
@@ -367,10 +370,11 @@ async def end_to_end(drivers: list[str], reps: int, count: int) -> None:
 
 
 # -- 3. draining a full queue -------------------------------------------------------------------
+RESULTS_IN_REDIS = "ours, results in Redis (`RESULTS=redis`)"
 DRAIN_VARIANTS: dict[str, tuple[str, ...]] = {
     "redis": (*E2E_VARIANTS, "hand-written redis-py consumer, 100 at once"),
     "redis_stream": E2E_VARIANTS,
-    "rabbitmq": E2E_VARIANTS,
+    "rabbitmq": (*E2E_VARIANTS, RESULTS_IN_REDIS),
     "nats": E2E_VARIANTS,
 }
 
@@ -406,7 +410,11 @@ async def drain_variant(driver: str, variant: str, reps: int, count: int) -> lis
     from benchmarks.jobs import job
 
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    env = bench_env(driver, queue, results=variant == "ours (defaults)")
+    with_results = variant in ("ours (defaults)", RESULTS_IN_REDIS)
+    env = bench_env(driver, queue, results=with_results)
+    if variant == RESULTS_IN_REDIS:
+        env[f"QUEUE_CONNECTIONS__{driver.upper()}__RESULTS"] = "redis"
+        env["QUEUE_CONNECTIONS__REDIS__OPTIONS"] = json.dumps(bench_options("redis"))
     command: list[str] | None = None
     args = ["queue_manager.worker:broker", "benchmarks.jobs"]
     if variant.startswith("raw"):
@@ -424,7 +432,9 @@ async def drain_variant(driver: str, variant: str, reps: int, count: int) -> lis
         if variant.startswith("hand-written"):
             command = [sys.executable, "-m", "benchmarks.handwritten"]
             env["BENCH_QUEUE_KEY"] = f"queues:{queue}"
-        manager = our_manager(driver, queue, results=variant == "ours (defaults)")
+        manager = our_manager(
+            driver, queue, results=with_results, results_in="redis" if variant == RESULTS_IN_REDIS else None
+        )
         connection = manager.connection()
         await connection.startup()
 
@@ -466,6 +476,66 @@ async def draining(drivers: list[str], reps: int, count: int) -> None:
     )
 
 
+# -- 3b. why RabbitMQ's own result store is slow -------------------------------------------------
+async def rabbitmq_result_store(reps: int, count: int) -> None:
+    """Our RabbitMQ result store against the two things it is made of, on the same server: declaring a
+    queue (one per result) and publishing to one."""
+    import aio_pika
+    from taskiq import TaskiqResult
+
+    from drivers.rabbitmq_results import RabbitMQResultBackend
+
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+    arguments = {"x-expires": 600_000, "x-max-length": 1, "x-queue-type": "classic"}
+    result = TaskiqResult(is_err=False, return_value=1, execution_time=0.1, log=None)
+    store_rates, declare_rates, publish_rates = [], [], []
+    backend: RabbitMQResultBackend[Any] = RabbitMQResultBackend(url, "bench.results.", 600)
+    await backend.startup()
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel(publisher_confirms=False)
+    underlay = await channel.get_underlay_channel()
+    one = await channel.declare_queue(f"bench.one.{uuid.uuid4().hex[:8]}", durable=False, arguments=arguments)
+    for _ in range(reps):
+        ids = [uuid.uuid4().hex for _ in range(count)]
+        started = time.perf_counter()
+        for first in range(0, count, BATCH):
+            await asyncio.gather(*(backend.set_result(task_id, result) for task_id in ids[first : first + BATCH]))
+        while not await backend.is_result_ready(ids[-1]):  # noqa: ASYNC110 (polling the server is the point)
+            await asyncio.sleep(0.001)
+        store_rates.append(count / (time.perf_counter() - started))
+        names = [f"bench.declare.{uuid.uuid4().hex}" for _ in range(count)]
+        started = time.perf_counter()
+        for name in names:
+            await underlay.queue_declare(name, durable=False, arguments=arguments, nowait=True)
+        await underlay.queue_declare(names[-1], durable=False, arguments=arguments, passive=True)
+        declare_rates.append(count / (time.perf_counter() - started))
+        started = time.perf_counter()
+        for _ in range(count):
+            await channel.default_exchange.publish(aio_pika.Message(b"x" * 150), routing_key=one.name)
+        await channel.declare_queue(one.name, passive=True)
+        publish_rates.append(count / (time.perf_counter() - started))
+        for name in names:
+            await underlay.queue_delete(name, nowait=True)
+    await one.delete(if_empty=False)
+    await connection.close()
+    await backend.shutdown()
+    write(
+        "rabbitmq-results",
+        f"RabbitMQ result store: {count:,} results, per second, median of {reps} (min–max)",
+        table(
+            ["what", "per second"],
+            [
+                [
+                    "our store (`set_result`, 100 at once: declare a queue + publish, no round trip waited)",
+                    cell(store_rates),
+                ],
+                ["RabbitMQ declaring queues alone (nowait, one channel)", cell(declare_rates)],
+                ["RabbitMQ publishing to one existing queue alone", cell(publish_rates)],
+            ],
+        ),
+    )
+
+
 PEERS = {
     "celery": "Celery 5, `--pool=solo` (one process, one job at a time), no result backend",
     "dramatiq": "Dramatiq, `--processes 1 --threads 8`",
@@ -482,7 +552,10 @@ async def peers(reps: int, count: int) -> None:
             "The peers run in their own virtualenv: python3 -m venv benchmarks/.venv-peers && "
             "benchmarks/.venv-peers/bin/pip install -r benchmarks/requirements-peers.txt"
         )
-    results = await e2e_variants("redis", reps, count)
+    results: dict[str, list[tuple[float, int, int]]] = {}
+    for _ in range(reps):
+        for variant in DRAIN_VARIANTS["redis"]:
+            results.setdefault(variant, []).extend(await drain_variant("redis", variant, 1, count))
     baseline = statistics.median(r[0] for r in results[E2E_VARIANTS[0]])
     rows = e2e_rows("fastapi-startkit-queue / TaskIQ", results, baseline)
     for peer, how in PEERS.items():
@@ -500,8 +573,8 @@ async def peers(reps: int, count: int) -> None:
         rows += e2e_rows(peer, {how: samples}, baseline)  # type: ignore[dict-item]
     write(
         "peers",
-        f"Peers on the same Redis: jobs/s from first enqueue to last job run, one worker process, "
-        f"{count:,} trivial jobs (each one Redis round trip), median of {reps} (min–max)",
+        f"Peers on the same Redis, draining a full queue: {count:,} trivial jobs (each one Redis round trip) "
+        f"queued first, then one worker process; jobs/s from its first job to its last, median of {reps} (min–max)",
         table(["library", "configuration", "jobs/s", "ratio to raw TaskIQ", "lost", "ran twice"], rows),
     )
 
@@ -636,7 +709,10 @@ async def bulk_dispatch(drivers: list[str], reps: int, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "what", choices=["dispatch", "e2e", "drain", "boot", "bulk", "peers", "all"], nargs="?", default="all"
+        "what",
+        choices=["dispatch", "e2e", "drain", "rabbitmq-results", "boot", "bulk", "peers", "all"],
+        nargs="?",
+        default="all",
     )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=None, help="jobs per run (default: 20000; 5000 end to end)")
@@ -650,6 +726,8 @@ def main() -> None:
         asyncio.run(end_to_end(drivers, args.reps, args.jobs or 5_000))
     if args.what in ("drain", "all"):
         asyncio.run(draining(drivers, args.reps, args.jobs or 5_000))
+    if args.what in ("rabbitmq-results", "all") and "rabbitmq" in drivers:
+        asyncio.run(rabbitmq_result_store(args.reps, args.jobs or 3_000))
     if args.what in ("boot", "all"):
         boot_cost(drivers, args.reps)
     if args.what in ("bulk", "all"):

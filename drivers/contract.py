@@ -9,9 +9,9 @@ it can do instead of guessing from its class.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from taskiq import AsyncBroker, BrokerMessage
+from taskiq import AsyncBroker, AsyncResultBackend, BrokerMessage
 
 from drivers.spec import BrokerSpec
 
@@ -25,6 +25,14 @@ class DriverModule(Protocol):
 
     async def ping(self, spec: BrokerSpec) -> None:
         """Open a short-lived connection; raise BrokerUnreachableError (host:port, password masked) if it fails."""
+        ...
+
+
+class SharesResults(Protocol):
+    """A driver module whose result store can hold another connection's results (``results: <name>``)."""
+
+    def results(self, spec: BrokerSpec) -> AsyncResultBackend[Any]:
+        """A new, not yet started result backend on this connection's server."""
         ...
 
 

@@ -36,7 +36,7 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
 from nats.js.errors import BadRequestError
-from taskiq import AckableMessage, AsyncBroker, BrokerMessage
+from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 from taskiq_nats import PullBasedJetStreamBroker
 
 from drivers import labels
@@ -242,14 +242,14 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:
+    broker: AsyncBroker = NatsQueueBroker(spec, NatsOptions.model_validate(dict(spec.options)))
+    return broker.with_result_backend(results(spec)) if spec.result_backend else broker
+
+
+def results(spec: BrokerSpec) -> AsyncResultBackend[Any]:
+    """This connection's result store: a JetStream key-value bucket with a TTL (see ``nats_results``)."""
     options = NatsOptions.model_validate(dict(spec.options))
-    broker: AsyncBroker = NatsQueueBroker(spec, options)
-    if spec.result_backend:
-        backend: NatsResults[Any] = NatsResults(
-            str(spec.url), options.result_bucket, options.result_ttl, **connect_options(spec, options)
-        )
-        broker = broker.with_result_backend(backend)
-    return broker
+    return NatsResults(str(spec.url), options.result_bucket, options.result_ttl, **connect_options(spec, options))
 
 
 async def ping_with(spec: BrokerSpec, options: NatsOptions) -> None:

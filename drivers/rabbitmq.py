@@ -28,7 +28,7 @@ from aio_pika import DeliveryMode, ExchangeType, Message
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import AMQPConnectionError
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
-from taskiq import AsyncBroker, BrokerMessage
+from taskiq import AsyncBroker, AsyncResultBackend, BrokerMessage
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
 from drivers import labels
@@ -195,18 +195,20 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:
+    broker: AsyncBroker = RabbitMQBroker(spec, RabbitMQOptions.model_validate(dict(spec.options)))
+    return broker.with_result_backend(results(spec)) if spec.result_backend else broker
+
+
+def results(spec: BrokerSpec) -> AsyncResultBackend[Any]:
+    """This connection's result store: one small expiring queue per result (see ``rabbitmq_results``)."""
     options = RabbitMQOptions.model_validate(dict(spec.options))
-    broker: AsyncBroker = RabbitMQBroker(spec, options)
-    if spec.result_backend:
-        backend: RabbitMQResultBackend[Any] = RabbitMQResultBackend(
-            str(spec.url),
-            f"{options.exchange}.results.",
-            options.result_ttl,
-            options.connect_timeout,
-            durable=options.result_durable,
-        )
-        broker = broker.with_result_backend(backend)
-    return broker
+    return RabbitMQResultBackend(
+        str(spec.url),
+        f"{options.exchange}.results.",
+        options.result_ttl,
+        options.connect_timeout,
+        durable=options.result_durable,
+    )
 
 
 async def ping(spec: BrokerSpec) -> None:

@@ -31,7 +31,7 @@ from hashlib import sha1
 from typing import Any
 
 from redis.exceptions import NoScriptError
-from taskiq import AckableMessage, AsyncBroker, BrokerMessage
+from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 from taskiq_redis import ListQueueBroker
 
 from drivers.in_flight import InFlight
@@ -47,6 +47,7 @@ from drivers.redis_common import (
     delayed_key,
     ping_with,
     reconnect_pause,
+    results_with,
 )
 from drivers.spec import BrokerSpec
 
@@ -248,6 +249,11 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
 
 def build(spec: BrokerSpec) -> AsyncBroker:
     return build_with(spec, RedisOptions, RedisListBroker)
+
+
+def results(spec: BrokerSpec) -> AsyncResultBackend[Any]:
+    """This connection's result store, for another connection's jobs (its own are written with its acks)."""
+    return results_with(spec, RedisOptions)
 
 
 async def ping(spec: BrokerSpec) -> None:

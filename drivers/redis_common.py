@@ -28,6 +28,7 @@ from drivers import labels
 from drivers.delay import due_at, seconds_until_due
 from drivers.options import RedisCommonOptions
 from drivers.reach import unreachable
+from drivers.redis_batch import RedisBatcher
 from drivers.redis_results import RedisResults
 from drivers.spec import BrokerSpec
 
@@ -190,9 +191,17 @@ def build_with(spec: BrokerSpec, options_type: type[RedisCommonOptions], broker_
     broker: AsyncBroker = broker_type(spec, options)
     if spec.result_backend:
         results = result_backend(spec, options)
-        results.batcher = getattr(broker, "batcher", None)  # results go out with the acknowledgements
+        results.batcher, results.write_behind = getattr(broker, "batcher", None), True  # they go with the acks
         broker = broker.with_result_backend(results)
     return broker
+
+
+def results_with(spec: BrokerSpec, options_type: type[RedisCommonOptions]) -> RedisResults[Any]:
+    """A Redis result store for another connection's jobs (``results: <this connection>``): its writes are
+    batched, and each job waits for its own, since they cannot travel with that broker's acknowledgement."""
+    results = result_backend(spec, options_type.model_validate(dict(spec.options)))
+    results.batcher = RedisBatcher(results.client)
+    return results
 
 
 async def ping_with(spec: BrokerSpec, options_type: type[RedisCommonOptions]) -> None:

@@ -5,8 +5,8 @@ reads; building one costs about as much as the write itself (a profile of a work
 tenth of the worker's time). Here one client (still on the backend's pool) serves every call.
 Keys, values (JSON) and expiry are the same as taskiq-redis's, so either can read the other's.
 
-In a worker, results go out with the job's acknowledgement in one batched round trip
-(``redis_batch.RedisBatcher``) when the broker hands the backend its batcher.
+In a worker, results go out batched (``redis_batch.RedisBatcher``): with the job's acknowledgement
+when the broker is a Redis one, else in batches of their own that each job waits for.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ ReturnType = TypeVar("ReturnType")
 
 class RedisResults(RedisAsyncResultBackend[ReturnType]):
     batcher: RedisBatcher | None = None
+    write_behind = False  # queued with the broker's acknowledgements, which are written after it
 
     @cached_property
     def client(self) -> Redis:
@@ -44,7 +45,10 @@ class RedisResults(RedisAsyncResultBackend[ReturnType]):
             return
         payload = self.serializer.dumpb(result.model_dump(mode="json"))
         ex, px = self.result_ex_time, self.result_px_time
-        self.batcher.add_behind(lambda pipe: pipe.set(key, payload, ex=ex, px=px), f"the result of job {task_id}")
+        if self.write_behind:
+            self.batcher.add_behind(lambda pipe: pipe.set(key, payload, ex=ex, px=px), f"the result of job {task_id}")
+        else:
+            await self.batcher.add(lambda pipe: pipe.set(key, payload, ex=ex, px=px))
 
     async def is_result_ready(self, task_id: str) -> bool:
         return bool(await self.client.exists(self._task_name(task_id)))

@@ -41,7 +41,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from taskiq import AckableMessage, AsyncBroker, BrokerMessage
+from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
 from drivers.in_flight import InFlight
@@ -57,6 +57,7 @@ from drivers.redis_common import (
     connection_kwargs,
     ping_with,
     reconnect_pause,
+    results_with,
 )
 from drivers.spec import BrokerSpec
 
@@ -251,6 +252,11 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
 
 def build(spec: BrokerSpec) -> AsyncBroker:
     return build_with(spec, RedisStreamOptions, RedisStreamQueueBroker)
+
+
+def results(spec: BrokerSpec) -> AsyncResultBackend[Any]:
+    """This connection's result store, for another connection's jobs (its own are written with its acks)."""
+    return results_with(spec, RedisStreamOptions)
 
 
 async def ping(spec: BrokerSpec) -> None:

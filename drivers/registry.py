@@ -15,7 +15,8 @@ Adding a driver, step by step:
    when the server cannot be reached, store results as JSON, and reconnect instead of
    letting ``listen()`` raise (an exception there kills the TaskIQ worker process).
    Optional capabilities (``contract.CountsQueues``, ``SendsInBatches``, ``ServesSeveralQueues``)
-   light up ``conn.size/clear``, ``conn.bulk`` batching and ``queue:work --queue=a,b``.
+   light up ``conn.size/clear``, ``conn.bulk`` batching and ``queue:work --queue=a,b``; a module
+   ``results(spec)`` (``contract.SharesResults``) lets other connections keep their results there.
 4. An extra in ``pyproject.toml``; a row in the README's driver and delivery tables; the
    driver in ``tests.helpers.SERVER_DRIVERS`` so the shared integration and e2e tests run on it.
 """
@@ -51,6 +52,7 @@ class DriverInfo:
     schemes: tuple[str, ...] = ()
     default_port: int = 0
     start_hint: str = ""
+    shares_results: bool = True  # its module has results(spec): other connections may keep results there
 
 
 DRIVERS: dict[str, DriverInfo] = {
@@ -90,7 +92,7 @@ DRIVERS: dict[str, DriverInfo] = {
         4222,
         "nats-server -js",
     ),
-    "memory": DriverInfo("drivers.memory", MemoryOptions),
+    "memory": DriverInfo("drivers.memory", MemoryOptions, shares_results=False),
 }
 
 
@@ -123,6 +125,7 @@ def load_driver(name: str) -> ModuleType:
 
 if TYPE_CHECKING:  # mypy checks every built-in driver module against the contract
     from drivers import memory, nats, rabbitmq, redis, redis_stream
-    from drivers.contract import DriverModule
+    from drivers.contract import DriverModule, SharesResults
 
     _CHECKED: tuple[DriverModule, ...] = (memory, nats, rabbitmq, redis, redis_stream)
+    _SHARING: tuple[SharesResults, ...] = (nats, rabbitmq, redis, redis_stream)

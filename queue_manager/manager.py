@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ValidationError
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask
 
 from drivers import DRIVERS, BrokerFactory, BrokerSpec, QueueConfigurationError, load_driver
+from drivers.contract import SharesResults
 from drivers.errors import unknown_name_error
 from queue_manager.connection import Connection, Pinger
 from queue_manager.dispatch import PendingDispatch
@@ -99,13 +101,18 @@ class QueueManager:
     def _resolve(self, name: str) -> Connection:
         settings = self.settings.connections[name]
         spec = settings.spec(name)
+        shared = settings.results if settings.result_backend else None
         factory, pinger = self._driver(settings.driver)
-        broker = factory(spec)
+        broker = factory(replace(spec, result_backend=False) if shared else spec)
         if not isinstance(broker, AsyncBroker):
             raise QueueConfigurationError(
                 f"The factory of queue driver '{settings.driver}' returned {type(broker).__name__}, "
                 "not a TaskIQ AsyncBroker."
             )
+        if shared:
+            store = self.settings.connections[shared]
+            module: SharesResults = load_driver(store.driver)
+            broker = broker.with_result_backend(module.results(store.spec(shared)))
         if not any(isinstance(m, RetryMiddleware) for m in broker.middlewares):
             broker.add_middlewares(RetryMiddleware())
         return Connection(spec, broker, pinger)
@@ -167,6 +174,7 @@ class QueueManager:
             self._validate_connection(name, settings.spec(name))
 
     def _validate_connection(self, name: str, spec: BrokerSpec) -> None:
+        self._validate_results(name)
         if spec.driver in self._custom:
             return
         if spec.driver not in DRIVERS:
@@ -194,6 +202,27 @@ class QueueManager:
                 f"Queue connection '{name}' (driver {spec.driver}) has invalid options:\n"
                 f"{describe_validation_error(error)}\nValid options: {valid}."
             ) from None
+
+    def _validate_results(self, name: str) -> None:
+        """``results: <other>``: a connection whose built-in driver has a result store, not this one."""
+        shared = self.settings.connections[name].results
+        if shared is None:
+            return
+        setting = f"QUEUE_CONNECTIONS__{name.upper()}__RESULTS"
+        if shared not in self.settings.connections:
+            error = unknown_name_error("connection", shared, self.settings.connections, f"Fix {setting}.")
+            raise QueueConfigurationError(f"Queue connection '{name}' (its results): {error}") from None
+        driver = self.settings.connections[shared].driver
+        if shared == name or driver not in DRIVERS or not DRIVERS[driver].shares_results:
+            why = (
+                "itself (drop the setting: a connection keeps its own results by default)"
+                if shared == name
+                else f"'{shared}', whose driver ({driver}) has no result store other connections can share"
+            )
+            raise QueueConfigurationError(
+                f"Queue connection '{name}' cannot keep its results in {why}. Set {setting} to a connection on "
+                "redis, redis_stream, rabbitmq or nats."
+            )
 
     def __repr__(self) -> str:
         return (

@@ -83,6 +83,11 @@ class ConnectionSettings(BaseModel):
     url: SecretStr | None = None
     queue: str = Field("default", min_length=1, max_length=200)
     result_backend: bool = True
+    results: str | None = Field(
+        None,
+        min_length=1,
+        description="keep this connection's results in another connection's store (e.g. rabbitmq -> redis)",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("queue")

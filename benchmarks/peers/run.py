@@ -1,7 +1,8 @@
 """``benchmarks/.venv-peers/bin/python -m benchmarks.peers.run PEER --jobs N --reps R``: prints JSON results.
 
-Starts the peer's worker (one process, configured as the README says), warms it up, then for each
-repetition enqueues N jobs from this process and waits until every one has run.
+For each repetition: enqueues N jobs from this process, then starts the peer's worker (one process,
+configured as the README says) and times it from its first job to its last (the job writes both times),
+as ``benchmarks.bench drain`` does for TaskIQ and for us.
 """
 
 from __future__ import annotations
@@ -76,26 +77,40 @@ def enqueuer(peer: str):  # type: ignore[no-untyped-def]
     raise ValueError(peer)
 
 
-def one_run(send, count: int, counter: redis.Redis) -> tuple[float, int, int]:  # type: ignore[no-untyped-def]
+def one_drain(peer: str, send, count: int, counter: redis.Redis) -> tuple[float, int, int]:  # type: ignore[no-untyped-def]
     run = uuid.uuid4().hex
-    started = time.perf_counter()
     for number in range(count):
         send(run, number)
-    last, changed = -1, time.perf_counter()
-    while True:
-        done = counter.scard(f"bench:{run}:ids")
-        if done >= count:
-            break
-        if done != last:
-            last, changed = done, time.perf_counter()
-        elif time.perf_counter() - changed > 15:
-            break
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - started
-    time.sleep(0.2)
+    worker = subprocess.Popen(
+        WORKERS[peer],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        last, changed = -1, time.perf_counter()
+        while True:
+            done = counter.scard(f"bench:{run}:ids")
+            if done >= count:
+                break
+            if done != last:
+                last, changed = done, time.perf_counter()
+            elif time.perf_counter() - changed > 30:  # also covers the worker's start-up
+                break
+            time.sleep(0.01)
+        time.sleep(0.2)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
     unique, runs = counter.scard(f"bench:{run}:ids"), int(counter.get(f"bench:{run}:runs") or 0)
-    counter.delete(f"bench:{run}:ids", f"bench:{run}:runs")
-    return unique / elapsed, count - unique, runs - unique
+    first, last_at = (float(value or 0) for value in counter.mget(f"bench:{run}:first", f"bench:{run}:last"))
+    counter.delete(f"bench:{run}:ids", f"bench:{run}:runs", f"bench:{run}:first", f"bench:{run}:last")
+    return (unique - 1) / max(last_at - first, 1e-6), count - unique, runs - unique
 
 
 def main() -> None:
@@ -105,26 +120,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
     redis.Redis.from_url(BROKER_URL).flushdb()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    worker = subprocess.Popen(
-        WORKERS[args.peer],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     try:
         send = enqueuer(args.peer)
         counter = redis.Redis.from_url(COUNTER_URL)
-        one_run(send, 100, counter)  # warm-up: the worker is up
-        results = [one_run(send, args.jobs, counter) for _ in range(args.reps)]
+        results = [one_drain(args.peer, send, args.jobs, counter) for _ in range(args.reps)]
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
         redis.Redis.from_url(BROKER_URL).flushdb()
     print(json.dumps(results))
 

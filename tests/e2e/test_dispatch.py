@@ -160,3 +160,27 @@ def test_a_timeout_stops_a_slow_async_job(
         assert not wait_for(lambda: len(lines(record_dir / "slow-1")) > 1, timeout=4), "the job went on running"
     assert row["is_err"] and "TimeoutError" in row["error"]
     assert [line.split()[0] for line in lines(record_dir / "slow-1")] == ["start"]
+
+
+def test_rabbitmq_jobs_can_keep_their_results_in_redis(
+    queues: dict[str, str], record_dir: Path, tmp_path: Path
+) -> None:
+    """Celery's broker/backend split: QUEUE_CONNECTIONS__RABBITMQ__RESULTS=redis."""
+    import redis as redis_client
+
+    prefix = f"results-{queues['redis']}"
+    env = {
+        **base_env(queues, record_dir, "rabbitmq"),
+        "QUEUE_CONNECTIONS__RABBITMQ__RESULTS": "redis",
+        "QUEUE_CONNECTIONS__REDIS__OPTIONS__RESULT_PREFIX": prefix,
+    }
+    with queue_work(TASKS, env=env, log=tmp_path / "w.log"):
+        rows = dispatch_jobs([{"task": "remember", "args": [i]} for i in range(3)], env)
+    assert [row["value"] for row in rows] == [0, 1, 2]
+    client = redis_client.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        stored = [client.get(f"{prefix}:{row['task_id']}") for row in rows]
+        assert all(value is not None and b'"return_value":' in value for value in stored), stored
+        client.delete(*(f"{prefix}:{row['task_id']}" for row in rows))
+    finally:
+        client.close()

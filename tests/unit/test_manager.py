@@ -189,3 +189,31 @@ def test_a_missing_library_names_the_extra_to_install(driver: str, library: str,
 
 def test_missing_extra_error_is_a_configuration_error() -> None:
     assert issubclass(MissingExtraError, QueueConfigurationError)
+
+
+@pytest.mark.parametrize(
+    ("results", "message"),
+    [
+        ("rdis", "Unknown queue connection 'rdis'. Did you mean 'redis'?"),
+        ("rabbitmq", "cannot keep its results in itself"),
+        ("memory", "whose driver (memory) has no result store other connections can share"),
+    ],
+)
+def test_results_in_another_connection_must_name_one_with_a_store(
+    clean_env: pytest.MonkeyPatch, results: str, message: str
+) -> None:
+    with pytest.raises(QueueConfigurationError) as caught:
+        manager({"driver": "memory", "connections": {"rabbitmq": {"results": results}}})
+    assert message in str(caught.value)
+    assert "QUEUE_CONNECTIONS__RABBITMQ__RESULTS" in str(caught.value)
+
+
+def test_results_in_another_connection_use_that_connections_store(clean_env: pytest.MonkeyPatch) -> None:
+    from drivers.redis_results import RedisResults
+
+    clean_env.setenv("QUEUE_CONNECTIONS__RABBITMQ__RESULTS", "redis")
+    clean_env.setenv("QUEUE_CONNECTIONS__REDIS__OPTIONS__RESULT_PREFIX", "shared:results")
+    rabbitmq = QueueManager().connection("rabbitmq")
+    backend = rabbitmq.broker.result_backend
+    assert isinstance(backend, RedisResults) and backend.prefix_str == "shared:results"
+    assert not backend.write_behind, "each job waits for its result before RabbitMQ's ack"
