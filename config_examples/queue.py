@@ -17,6 +17,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from queue_manager import ConnectionSettings, QueueSettings
+from queue_manager.failed import FailedSettings
 
 
 class QueueConfig(QueueSettings):
@@ -38,4 +39,15 @@ class QueueConfig(QueueSettings):
             # "emails": {"driver": "rabbitmq", "queue": "emails"},
             # "reports": {"driver": "redis", "queue": "reports", "options": {"result_ttl": 3600}},
         }
+    )
+
+    # Where jobs that failed for good are kept (queue:failed, queue:retry, ...). The default is a
+    # SQLite file, storage/queue/failed_jobs.sqlite; for several machines use a real database:
+    #   QUEUE_FAILED__URL=postgresql+asyncpg://user:password@db/app   (pip install 'fastapi-startkit-queue[postgres]')
+    #   QUEUE_FAILED__URL=mysql+aiomysql://user:password@db/app      (pip install 'fastapi-startkit-queue[mysql]')
+    # or QUEUE_FAILED__DRIVER=redis (the Redis of QUEUE_FAILED__CONNECTION), or null (keep nothing).
+    failed: FailedSettings = FailedSettings(
+        # driver="database",
+        # url="postgresql+asyncpg://user:password@db/app",
+        # table="failed_jobs",
     )

@@ -43,11 +43,13 @@ class PoisonMessage:
     message: TaskiqMessage | None = field(default=None, repr=False)
 
     def excerpt(self) -> str:
-        text = self.payload[: EXCERPT * 4].decode("utf-8", errors="replace")
-        return text[:EXCERPT] + (f"... ({len(self.payload)} bytes)" if len(self.payload) > EXCERPT else "")
+        """The first ``EXCERPT`` characters, control characters escaped (a log line, not the payload)."""
+        text = self.payload[: EXCERPT * 4].decode("utf-8", errors="replace")[:EXCERPT]
+        text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+        return text + (f"... ({len(self.payload)} bytes)" if len(self.payload) > EXCERPT else "")
 
 
-PoisonHandler = Callable[[PoisonMessage], Awaitable[None]]
+PoisonHandler = Callable[[PoisonMessage], Awaitable[Any]]
 
 
 def _number(value: Any, integer: bool = False, minimum: float | None = None) -> None:

@@ -8,6 +8,7 @@ from queue_manager.errors import (
     BulkDispatchError,
     MissingExtraError,
     QueueConfigurationError,
+    RetryError,
 )
 from queue_manager.manager import QueueManager
 from queue_manager.provider import QueueProvider
@@ -28,6 +29,7 @@ __all__ = [
     "QueueProvider",
     "QueueSettings",
     "QueueTask",
+    "RetryError",
     "current_manager",
     "dispatch",
     "task",

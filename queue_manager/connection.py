@@ -6,7 +6,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask, TaskiqEvents, TaskiqState
+from taskiq import (
+    AsyncBroker,
+    AsyncTaskiqDecoratedTask,
+    AsyncTaskiqTask,
+    BrokerMessage,
+    TaskiqEvents,
+    TaskiqState,
+)
+from taskiq.kicker import AsyncKicker
 
 from drivers import BrokerSpec, QueueConfigurationError
 from drivers.contract import CountsQueues
@@ -114,6 +122,33 @@ class Connection:
         if not self._started:
             await self.startup()
         return await pending.kicker(self.broker).kiq(*pending.args, **pending.kwargs)
+
+    async def send_named(
+        self,
+        task_name: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        labels: dict[str, Any],
+        task_id: str | None = None,
+    ) -> AsyncTaskiqTask[Any]:
+        """Send a job by its task's name (``queue:retry`` does, for a task this process may never import),
+        through TaskIQ's kicker like any dispatch; ``task_id`` keeps the one an earlier handle waits on."""
+        if not self._started:
+            await self.startup()
+        kicker: AsyncKicker[Any, Any] = AsyncKicker(task_name, self.broker, labels)
+        if task_id:
+            kicker = kicker.with_task_id(task_id)
+        return await kicker.kiq(*args, **kwargs)
+
+    async def send_raw(
+        self, task_id: str, task_name: str, payload: bytes, labels: dict[str, Any]
+    ) -> AsyncTaskiqTask[Any]:
+        """Send bytes as they were received (a job no worker could decode, retried as it was)."""
+        if not self._started:
+            await self.startup()
+        task_id = task_id or self.broker.id_generator()
+        await self.broker.kick(BrokerMessage(task_id=task_id, task_name=task_name, message=payload, labels=labels))
+        return AsyncTaskiqTask(task_id, self.broker.result_backend)
 
     async def bulk(
         self,

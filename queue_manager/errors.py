@@ -24,4 +24,8 @@ class BulkDispatchError(SendTaskError):
     failed: list[tuple[int, BaseException]]
 
 
-__all__ = ["BrokerUnreachableError", "BulkDispatchError", "MissingExtraError", "QueueConfigurationError"]
+class RetryError(RuntimeError):
+    """A failed job could not be sent again (its broker is down, its task unknown here); it stays recorded."""
+
+
+__all__ = ["BrokerUnreachableError", "BulkDispatchError", "MissingExtraError", "QueueConfigurationError", "RetryError"]

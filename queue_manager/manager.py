@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ValidationError
@@ -19,8 +21,10 @@ from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask
 from drivers import DRIVERS, BrokerFactory, BrokerSpec, QueueConfigurationError, load_driver
 from drivers.contract import SharesResults
 from drivers.errors import unknown_name_error
+from drivers.poison import RejectsPoison
 from queue_manager.connection import Connection, Pinger
 from queue_manager.dispatch import PendingDispatch
+from queue_manager.failures import FailedJobs
 from queue_manager.retry import RetryMiddleware
 from queue_manager.settings import QueueSettings, describe_validation_error, load_settings, url_scheme
 
@@ -37,12 +41,15 @@ class QueueManager:
     #: ``__init__`` plugs in ``queue_manager.testing``, so nothing here knows a test double.
     fake_factory: ClassVar[Callable[..., QueueFake] | None] = None
 
-    def __init__(self, settings: QueueSettings | None = None) -> None:
+    def __init__(self, settings: QueueSettings | None = None, base_path: Path | None = None) -> None:
+        """``base_path``: the app's, under which the default failed-jobs database lives (storage/queue/)."""
         self.settings = settings if settings is not None else load_settings()
         self._custom: dict[str, BrokerFactory] = dict(self.settings.drivers)
         self._connections: dict[str, Connection] = {}
         self._default = self.settings.driver
         self._resolving: list[ResolvingCallback] = []
+        #: Laravel's failed jobs: ``manager.failed.all()``, ``find``, ``retry``, ``forget``, ``flush``.
+        self.failed = FailedJobs(self, self.settings.failed, base_path)
         self.validate()
 
     # -- names ---------------------------------------------------------------------------------
@@ -114,7 +121,9 @@ class QueueManager:
             module: SharesResults = load_driver(store.driver)
             broker = broker.with_result_backend(module.results(store.spec(shared)))
         if not any(isinstance(m, RetryMiddleware) for m in broker.middlewares):
-            broker.add_middlewares(RetryMiddleware())
+            broker.add_middlewares(RetryMiddleware(partial(self.failed.record, name)))
+        if isinstance(broker, RejectsPoison):  # a message no worker can run is recorded, then acknowledged
+            broker.poison_handler = partial(self.failed.record_poison, name)
         return Connection(spec, broker, pinger)
 
     def _driver(self, driver: str) -> tuple[BrokerFactory, Pinger | None]:
@@ -151,6 +160,7 @@ class QueueManager:
                 await connection.shutdown()
             except Exception:  # one broker failing to close must not keep the others open
                 logger.exception("Queue connection '%s' failed to shut down", connection.name)
+        await self.failed.close()
 
     def dispatch(self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any) -> PendingDispatch:
         """Dispatch on the default connection (``Queue.dispatch(...)`` through the facade); await it."""
@@ -172,6 +182,7 @@ class QueueManager:
         self.check_connection_name(self._default)
         for name, settings in self.settings.connections.items():
             self._validate_connection(name, settings.spec(name))
+        self.failed.check()
 
     def _validate_connection(self, name: str, spec: BrokerSpec) -> None:
         self._validate_results(name)

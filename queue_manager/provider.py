@@ -11,6 +11,7 @@ from fastapi_startkit.support import Provider
 
 from queue_manager.commands import QueueWorkCommand
 from queue_manager.context import use_manager
+from queue_manager.failed_commands import FAILED_JOB_COMMANDS
 from queue_manager.manager import QueueManager
 from queue_manager.settings import load_settings
 
@@ -37,7 +38,7 @@ class QueueProvider(Provider):
     provider_key = PROVIDER_KEY
 
     def register(self) -> None:
-        manager = QueueManager(load_settings(self.config or None))
+        manager = QueueManager(load_settings(self.config or None), base_path=self.app.base_path)
         default = manager.connection()
         use_manager(manager)
         self.app.bind("queue.manager", manager)
@@ -47,7 +48,7 @@ class QueueProvider(Provider):
 
     def boot(self) -> None:
         self.publishes({config_example(): "config/queue.py"})
-        self.commands([QueueWorkCommand])
+        self.commands([QueueWorkCommand, *FAILED_JOB_COMMANDS])
         self._compose_lifespan()
 
     def _compose_lifespan(self) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
@@ -42,7 +42,16 @@ def backoff_for(backoff: list[float], retry_index: int) -> float:
     return backoff[min(retry_index, len(backoff) - 1)]
 
 
+GiveUp = Callable[[TaskiqMessage, BaseException, int], Awaitable[Any]]  # message, last error, attempts
+
+
 class RetryMiddleware(TaskiqMiddleware):
+    """Retries with backoff; a job with no retries left goes to ``give_up`` (the failed-jobs store)."""
+
+    def __init__(self, give_up: GiveUp | None = None) -> None:
+        super().__init__()
+        self.give_up = give_up
+
     def _policy(self, message: TaskiqMessage) -> tuple[int, list[float]]:
         task = self.broker.find_task(message.task_name)
         declared = task.labels if task is not None else {}
@@ -52,18 +61,9 @@ class RetryMiddleware(TaskiqMiddleware):
 
     async def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
         retries, backoff = self._policy(message)
-        if retries <= 0:
-            return
         done = int(message.labels.get(labels.ATTEMPT, 0))
         if done >= retries:
-            logger.error(
-                "Job %s (%s) failed after %d attempts; giving up. Last error: %s: %s",
-                message.task_id,
-                message.task_name,
-                done + 1,
-                type(exception).__name__,
-                exception,
-            )
+            await self._give_up(message, exception, done + 1)
             return
         wait = backoff_for(backoff, done)
         retry_labels = {**message.labels, labels.ATTEMPT: done + 1, labels.ETA: time.time() + wait}
@@ -80,3 +80,21 @@ class RetryMiddleware(TaskiqMiddleware):
             wait,
         )
         result.error = NoResultError()  # the handle waits for the retry's result instead
+
+    async def _give_up(self, message: TaskiqMessage, exception: BaseException, attempts: int) -> None:
+        """No retries left: record it (a store that is down must not keep the job coming back forever)."""
+        if self.give_up is not None:
+            try:
+                await self.give_up(message, exception, attempts)
+                return
+            except Exception:
+                logger.exception("Could not record job %s (%s) as failed", message.task_id, message.task_name)
+        logger.error(
+            "Job %s (%s) failed after %d attempt%s; giving up. Last error: %s: %s",
+            message.task_id,
+            message.task_name,
+            attempts,
+            "" if attempts == 1 else "s",
+            type(exception).__name__,
+            exception,
+        )

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from drivers import BrokerSpec, QueueConfigurationError, mask_url
+from queue_manager.failed.settings import FailedSettings
 
 DEFAULT_CONNECTIONS: tuple[str, ...] = ("redis", "redis_stream", "rabbitmq", "nats", "memory")
 
@@ -150,6 +151,9 @@ class QueueSettings(BaseSettings):
     drivers: dict[str, ImportString[Callable[..., Any]]] = Field(
         default_factory=dict,
         description="custom drivers: name -> factory(spec) -> AsyncBroker, or its 'module:attribute' path",
+    )
+    failed: FailedSettings = Field(
+        default_factory=FailedSettings, description="where failed jobs are kept (QUEUE_FAILED__DRIVER, __URL, ...)"
     )
 
     def __init__(self, **values: Any) -> None:

@@ -18,6 +18,7 @@ from drivers import QueueConfigurationError
 from drivers.labels import BACKOFF, QUEUE, RETRIES, TIMEOUT
 from queue_manager.context import current_manager, has_manager
 from queue_manager.dispatch import PendingDispatch, check_queue_name
+from queue_manager.failures import FAILURE_HOOKS, FailureHook
 from queue_manager.retry import parse_backoff
 
 P = ParamSpec("P")
@@ -90,6 +91,7 @@ def task(
     retries: int | None = None,
     backoff: float | Sequence[float] | None = None,
     timeout: float | None = None,
+    on_failure: FailureHook | None = None,
     **labels: Any,
 ) -> Callable[[Callable[P, R]], QueueTask[P, R]]: ...
 
@@ -103,10 +105,21 @@ def task(
     retries: int | None = None,
     backoff: float | Sequence[float] | None = None,
     timeout: float | None = None,
+    on_failure: FailureHook | None = None,
     **labels: Any,
 ) -> Any:
     """Declare a job. ``retries``: retries after the first attempt; ``backoff``: seconds, or one per retry;
-    ``timeout``: seconds an async job may run; ``queue``: its default queue."""
+    ``timeout``: seconds an async job may run; ``queue``: its default queue; ``on_failure``: Laravel's
+    ``failed()``, called once (sync or async) with the failed job and the exception when it fails for good."""
+    if on_failure is not None and not callable(on_failure):
+        raise QueueConfigurationError(f"@task(on_failure=...) must be a function, got {on_failure!r}.")
     all_labels = {**labels, **task_labels(queue, retries, backoff, timeout)}
     decorator = registry.task(task_name=name, **all_labels)
-    return decorator(func) if func is not None else decorator
+
+    def declare(function: Callable[..., Any]) -> Any:
+        declared = decorator(function)
+        if on_failure is not None:
+            FAILURE_HOOKS[declared.task_name] = on_failure
+        return declared
+
+    return declare(func) if func is not None else declare

@@ -199,7 +199,13 @@ def ran_jobs(record_dir: Path) -> dict[int, tuple[float, str]]:
 
 def connections_env(queues: dict[str, str], record_dir: Path, driver: str, **extra: str) -> dict[str, str]:
     """Env for the example app on ``driver``, every connection on its unique queue."""
-    env = {"QUEUE_DRIVER": driver, "RECORD_DIR": str(record_dir), **extra}
+    env = {
+        "QUEUE_DRIVER": driver,
+        "RECORD_DIR": str(record_dir),
+        # the test's own failed-jobs database, not the example app's storage/
+        "QUEUE_FAILED__URL": f"sqlite+aiosqlite:///{record_dir}/failed_jobs.sqlite",
+        **extra,
+    }
     for name, queue in queues.items():
         env[f"QUEUE_CONNECTIONS__{name.upper()}__QUEUE"] = queue
     return env

@@ -29,8 +29,11 @@ def test_env_example_configures_its_driver(path: Path, clean_env: pytest.MonkeyP
     for key, value in values.items():
         clean_env.setenv(key, value)
     manager = QueueManager(load_settings())
-    expected = "memory" if path.name == ".env.testing" else path.name.removesuffix(".env")
+    expected = {".env.testing": "memory", "failed-database.env": "redis"}.get(path.name, path.name.removesuffix(".env"))
     assert manager.connection().driver == expected
+    if path.name == "failed-database.env":
+        failed = manager.settings.failed
+        assert failed.driver == "database" and (failed.url_value or "").startswith("postgresql+asyncpg://")
 
 
 def test_published_config_module_loads(clean_env: pytest.MonkeyPatch) -> None:

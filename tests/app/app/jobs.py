@@ -59,3 +59,18 @@ async def sleepy(job_id: int, seconds: float = 0.2) -> int:
     await asyncio.sleep(seconds)
     _record("events", f"done {job_id} {time.time():.3f} {os.getpid()}")
     return job_id
+
+
+def remember_failure(job, exception) -> None:
+    """The on_failure hook (Laravel's failed()): records the failed job's id and error."""
+    _record("failure-hook", f"{job.task_id} {type(exception).__name__} {job.attempts}")
+
+
+@task(retries=1, backoff=0.2, on_failure=remember_failure)
+async def fragile(job_id: int) -> str:
+    """Fails while $RECORD_DIR/broken exists: the "cause" a test fixes before queue:retry."""
+    if os.path.exists(os.path.join(os.environ["RECORD_DIR"], "broken")):
+        _record(f"fragile-{job_id}", "failed")
+        raise RuntimeError(f"job {job_id}: the mail server is down")
+    _record(f"fragile-{job_id}", "ok")
+    return f"ok {job_id}"

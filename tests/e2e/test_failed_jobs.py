@@ -1,0 +1,119 @@
+"""Failed jobs with real `queue:work` processes: recorded, listed, retried on their own connection and queue,
+forgotten and flushed with the artisan commands; messages no worker can run are recorded, not dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SERVER_DRIVERS, connections_env, dispatch_jobs, lines, queue_work, run_python, wait_for
+
+pytestmark = pytest.mark.e2e
+TASKS = "--tasks=app.jobs"
+
+
+def artisan(*args: str, env: dict[str, str]) -> str:
+    done = run_python("artisan", *args, env=env, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("driver", SERVER_DRIVERS)
+def test_a_job_that_fails_for_good_is_listed_then_retried_after_the_fix(
+    driver: str, queues: dict[str, str], record_dir: Path, tmp_path: Path
+) -> None:
+    env = connections_env(queues, record_dir, driver)
+    (record_dir / "broken").touch()
+    queue = f"{queues[driver]}-mail"
+    with queue_work(driver, f"--queue={queue}", TASKS, env=env, log=tmp_path / "w.log") as worker:
+        worker.wait_ready()
+        dispatch_jobs([{"task": "fragile", "args": [1], "queue": queue}], env, wait=False)
+        assert wait_for(lambda: len(lines(record_dir / "failure-hook")) == 1, timeout=60), worker.output()
+        listed = artisan("queue:failed", env=env)
+        assert "app.jobs:fragile" in listed and queue in listed and driver in listed
+        assert "RuntimeError: job 1: the mail server is down" in listed
+        assert lines(record_dir / "fragile-1") == ["failed", "failed"], "two attempts (retries=1)"
+        assert "Recorded as failed job" in worker.output()
+
+        (record_dir / "broken").unlink()  # the cause is fixed
+        retried = artisan("queue:retry", "all", env=env)
+        assert f"connection '{driver}', queue '{queue}'" in retried
+        assert wait_for(lambda: lines(record_dir / "fragile-1")[-1:] == ["ok"], timeout=60), worker.output()
+    assert "No failed jobs." in artisan("queue:failed", env=env)
+    assert len(lines(record_dir / "failure-hook")) == 1, "the hook ran once, when the job failed for good"
+
+
+def test_forget_flush_and_filters(queues: dict[str, str], record_dir: Path, tmp_path: Path) -> None:
+    env = connections_env(queues, record_dir, "redis")
+    (record_dir / "broken").touch()
+    with queue_work("redis", TASKS, env=env, log=tmp_path / "w.log") as worker:
+        worker.wait_ready()
+        dispatch_jobs([{"task": "fragile", "args": [i]} for i in (1, 2, 3)], env, wait=False)
+        assert wait_for(lambda: len(lines(record_dir / "failure-hook")) == 3, timeout=60), worker.output()
+    ids = [line.split("|")[1].strip() for line in artisan("queue:failed", env=env).splitlines() if "fragile" in line]
+    assert len(ids) == 3
+    assert "No failed jobs." in artisan("queue:failed", "--connection=nats", env=env)
+    assert f"Failed job {ids[0][:8]} deleted." in artisan("queue:forget", ids[0][:8], env=env)
+    assert ids[0] not in artisan("queue:failed", env=env)
+    missing = run_python("artisan", "queue:forget", "nope4242", env=env)
+    assert missing.returncode == 1 and "No failed job matches 'nope4242'" in missing.stderr
+    assert "Deleted 0 failed jobs older than 1 hours." in artisan("queue:prune-failed", "--hours=1", env=env)
+    assert "Deleted 2 failed jobs." in artisan("queue:flush", env=env)
+    assert "No failed jobs." in artisan("queue:failed", env=env)
+
+
+# A well-formed TaskIQ message of a task no worker imports.
+GHOST = json.dumps(
+    {"task_id": "ghost-1", "task_name": "app.nowhere:ghost", "labels": {}, "labels_types": {}, "args": [], "kwargs": {}}
+).encode()
+
+
+async def push_garbage(driver: str, queue: str, payload: bytes, without_data: bool = False) -> None:
+    """Bytes no worker can decode, straight into the broker's queue with its own client."""
+    if driver == "redis":
+        from redis.asyncio import Redis
+
+        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
+            await redis.lpush(f"queues:{queue}", payload)
+    elif driver == "redis_stream":
+        from redis.asyncio import Redis
+
+        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
+            await redis.xadd(f"queues:stream:{queue}", {"data": payload})
+            if without_data:
+                await redis.xadd(f"queues:stream:{queue}", {"something": "else"})  # no data field at all
+    elif driver == "rabbitmq":
+        import aio_pika
+
+        async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as amqp:
+            channel = await amqp.channel()
+            await channel.default_exchange.publish(aio_pika.Message(payload), routing_key=queue)
+    else:
+        import nats
+
+        client = await nats.connect("nats://127.0.0.1:4222")
+        await client.jetstream().publish(f"queues.{queue}", payload)
+        await client.close()
+
+
+@pytest.mark.parametrize("driver", SERVER_DRIVERS)
+def test_a_message_no_worker_can_decode_is_recorded_and_the_worker_keeps_serving(
+    driver: str, queues: dict[str, str], record_dir: Path, tmp_path: Path
+) -> None:
+    env = connections_env(queues, record_dir, driver)
+    with queue_work(driver, TASKS, env=env, log=tmp_path / "w.log") as worker:
+        worker.wait_ready()
+        asyncio.run(push_garbage(driver, queues[driver], b"\x00\xffnot a taskiq message", without_data=True))
+        asyncio.run(push_garbage(driver, queues[driver], GHOST))
+        [row] = dispatch_jobs([{"task": "remember", "args": [1]}], env)
+        assert row["value"] == 1, "a good job after the bad ones still runs"
+        undecodable = 2 if driver == "redis_stream" else 1  # the stream also got an entry without data
+        assert wait_for(lambda: artisan("queue:failed", env=env).count("(undecodable)") == undecodable, timeout=30)
+        listed = artisan("queue:failed", env=env)
+        output = worker.output()
+    assert "app.nowhere:ghost" in listed and "unknown task" in listed, "an unknown task is kept under its name"
+    assert "cannot run: undecodable" in output and "cannot run: unknown task" in output
+    assert worker.alive() is False or "Traceback" not in output.split("Worker ready", 1)[-1]
