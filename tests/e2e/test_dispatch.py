@@ -131,7 +131,7 @@ def test_a_delayed_job_survives_its_worker_being_killed(
 
 
 @pytest.mark.parametrize("driver", SERVER_DRIVERS)
-def test_retries_wait_their_backoff_and_exhausted_jobs_are_logged(
+def test_retries_wait_their_backoff_and_exhausted_jobs_are_recorded(
     driver: str, queues: dict[str, str], record_dir: Path, tmp_path: Path
 ) -> None:
     env = base_env(queues, record_dir, driver)
@@ -144,10 +144,11 @@ def test_retries_wait_their_backoff_and_exhausted_jobs_are_logged(
     assert attempts[1] - attempts[0] >= 0.95 and attempts[2] - attempts[1] >= 1.95, attempts
     assert fails["is_err"] and "job 2 is broken" in fails["error"]
     assert len(lines(record_dir / "fails-2")) == 2
-    giving_up = [line for line in output.splitlines() if "giving up" in line]
+    giving_up = [line for line in output.splitlines() if "failed after 2 attempts" in line]
     assert len(giving_up) == 1, output
     assert fails["task_id"] in giving_up[0] and "app.jobs:always_fails" in giving_up[0]
-    assert "ValueError: job 2 is broken" in giving_up[0]
+    assert "ERROR" in giving_up[0] and "ValueError: job 2 is broken" in giving_up[0]
+    assert "Recorded as failed job" in giving_up[0], "it went to the failed-jobs store"
 
 
 @pytest.mark.parametrize("driver", ["redis", "nats"])
