@@ -53,6 +53,7 @@ class InFlight(Generic[T]):
         self.max_fetch = max_fetch
         self.jobs: dict[int, T] = {}
         self.capacity: int | None = None  # the worker's slots, once known (0: unknown)
+        self.budget: int | None = None  # jobs this worker may still take (queue:work --max-jobs)
         self.proven_capacity = 1
         self._ids = itertools.count()
         self._heartbeat: asyncio.Task[None] | None = None
@@ -64,6 +65,8 @@ class InFlight(Generic[T]):
         """Hold ``job`` until ``discard(token)``; returns the token."""
         token = next(self._ids)
         self.jobs[token] = job
+        if self.budget is not None:
+            self.budget -= 1
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.create_task(self._keep_alive())
         return token
@@ -77,7 +80,10 @@ class InFlight(Generic[T]):
             self.capacity = worker_capacity() or 0
         self.proven_capacity = max(self.proven_capacity, len(self.jobs) + 1)
         slots = self.capacity or self.proven_capacity
-        return max(1, min(self.max_fetch, slots - len(self.jobs)))
+        wanted = min(self.max_fetch, slots - len(self.jobs))
+        if self.budget is not None:
+            wanted = min(wanted, self.budget)
+        return max(1, wanted)
 
     async def _keep_alive(self) -> None:
         while True:

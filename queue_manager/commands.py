@@ -1,23 +1,31 @@
-"""``python artisan queue:work [CONNECTION] --queue=a,b --workers=N --max-async-tasks=N --tasks=m1,m2``.
+"""``python artisan queue:work [CONNECTION] --queue=a,b --tasks=m1,m2 ...``: Laravel's worker command.
 
-It checks everything it can before starting (connection name, queue names,
-task modules), then replaces itself with a ``taskiq worker`` process for that
-connection, so signals reach TaskIQ directly. Shutdown waits at most
-``--shutdown-timeout`` seconds for running jobs.
+It checks everything it can before starting (connection name, queue names, task modules, every flag),
+then replaces itself with the worker process (``queue_manager.work``: TaskIQ's worker with our
+receiver), so your process manager's signals reach it directly. Shutdown waits at most
+``--shutdown-timeout`` seconds for running jobs. Flags reach the worker as ``QUEUE_WORKER_*`` variables.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
+import json
+import math
 import os
 import sys
+import time
 from typing import Any
 
 from cleo.helpers import argument, option
 from fastapi_startkit.console import Command
 
-from drivers import QueueConfigurationError
-from queue_manager.worker import DEFAULT_APP, parse_queues
+from drivers import BrokerUnreachableError, QueueConfigurationError
+from drivers.control import control_for
+from queue_manager.receiver import RESTART_KEY
+from queue_manager.worker import DEFAULT_APP, parse_queues, serve_queues
+from queue_manager.worker_output import configure_worker_logging
 
 DEFAULT_TASKS = "app.tasks"
 
@@ -42,6 +50,16 @@ def positive_int(value: Any, flag: str) -> int:
     return number
 
 
+def positive_seconds(value: Any, flag: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number) or number <= 0:
+        raise QueueConfigurationError(f"{flag} must be a number > 0, got {value!r}.")
+    return number
+
+
 def task_modules(value: str | None) -> list[str]:
     modules = [m.strip() for m in (value or DEFAULT_TASKS).split(",") if m.strip()]
     for module in modules:
@@ -56,19 +74,34 @@ def task_modules(value: str | None) -> list[str]:
 
 
 def worker_argv(
-    modules: list[str], workers: int = 1, max_async_tasks: int = 100, shutdown_timeout: int = 30
+    modules: list[str],
+    workers: int = 1,
+    max_async_tasks: int = 100,
+    shutdown_timeout: int = 30,
+    log_level: str = "WARNING",
 ) -> list[str]:
-    """The ``taskiq worker`` command line that serves ``queue_manager.worker:broker``."""
+    """The command line of the worker process (``queue_manager.work``: TaskIQ's worker, with our receiver).
+
+    TaskIQ's own INFO lines ("Executing task ...") are left out unless ``-v``: the job lines say it."""
     return [
-        sys.executable, "-m", "taskiq", "worker", "queue_manager.worker:broker", *modules,
+        sys.executable, "-m", "queue_manager.work", "queue_manager.worker:broker", *modules,
         "--workers", str(workers), "--max-async-tasks", str(max_async_tasks),
-        "--wait-tasks-timeout", str(shutdown_timeout), "--shutdown-timeout", "5",
+        "--wait-tasks-timeout", str(shutdown_timeout), "--shutdown-timeout", "5", "--log-level", log_level,
     ]  # fmt: skip
+
+
+# --sleep: the driver option that makes an idle worker wait (how to turn seconds into it)
+IDLE_WAIT_OPTIONS: dict[str, tuple[str, float]] = {
+    "redis": ("BLOCK_TIMEOUT", 1.0),
+    "redis_stream": ("BLOCK_MS", 1000.0),
+    "nats": ("FETCH_TIMEOUT", 1.0),
+}
+LIFECYCLE_FLAGS = ("max-jobs", "max-time", "memory", "stop-when-empty", "once")
 
 
 class QueueWorkCommand(Command):
     name = "queue:work"
-    description = "Start a queue worker on a connection (TaskIQ worker processes)."
+    description = "Start a queue worker on a connection (exit codes: 0 stopped, 1 crashed, 2 bad input, 12 memory)."
     arguments = [argument("connection", "The connection to work (default: QUEUE_DRIVER)", optional=True)]
     options = [
         option("connection", None, "The connection to work (same as the argument)", flag=False),
@@ -77,6 +110,16 @@ class QueueWorkCommand(Command):
         option("max-async-tasks", None, "Jobs one worker process runs at once", flag=False, default="100"),
         option("tasks", None, f"Modules holding your tasks (default {DEFAULT_TASKS})", flag=False),
         option("shutdown-timeout", None, "Seconds to wait for running jobs on shutdown", flag=False, default="30"),
+        option("max-jobs", None, "Stop after this many jobs (exit 0)", flag=False),
+        option("max-time", None, "Stop after this many seconds (exit 0)", flag=False),
+        option("memory", None, "Stop when the worker uses more than this many MB (exit 12)", flag=False),
+        option("stop-when-empty", None, "Stop when its queues are empty and no job runs (exit 0)"),
+        option("once", None, "Run one job, then stop (exit 0)"),
+        option("tries", None, "Attempts for jobs whose task sets no retries (Laravel's tries)", flag=False),
+        option("backoff", None, "Seconds before each retry of such jobs: 5 or 1,5,30", flag=False),
+        option("timeout", None, "Seconds an async job whose task sets none may run", flag=False),
+        option("sleep", None, "Seconds an idle worker waits for jobs before looking again", flag=False),
+        option("format", None, "Job lines: text or json", flag=False, default="text"),
     ]
 
     def handle(self) -> int:
@@ -97,24 +140,180 @@ class QueueWorkCommand(Command):
             raise QueueConfigurationError(f"Two connections given: '{positional}' and --connection={named}.")
         connection = manager.connection(positional or named or None)
         queues = parse_queues(self.option("queue")) or [connection.queue]
-        if connection.driver != "memory":
-            from queue_manager.worker import serve_queues
-
-            serve_queues(connection.broker, connection.name, queues)
-        else:
+        if connection.driver == "memory":
             raise QueueConfigurationError(
                 "The memory connection runs jobs inside the process that dispatches them; it has no worker. "
                 "Pick a connection with a server (redis, redis_stream, rabbitmq, nats)."
             )
+        serve_queues(connection.broker, connection.name, queues)
         workers = positive_int(self.option("workers"), "--workers")
         max_async = positive_int(self.option("max-async-tasks"), "--max-async-tasks")
         shutdown = positive_int(self.option("shutdown-timeout"), "--shutdown-timeout")
         modules = task_modules(self.option("tasks"))
-        command = worker_argv(modules, workers, max_async, shutdown)
         env = {
             **os.environ,
             "QUEUE_APP": app_import_path(self.container),
             "QUEUE_WORKER_CONNECTION": connection.name,
             "QUEUE_WORKER_QUEUES": ",".join(queues),
+            **self.lifecycle_env(workers),
+            **self.defaults_env(),
+            **self.sleep_env(connection.name, connection.driver),
         }
-        return command, env
+        log_level = "INFO" if self.io.output.is_verbose() else "WARNING"
+        return worker_argv(modules, workers, max_async, shutdown, log_level), env
+
+    def lifecycle_env(self, workers: int) -> dict[str, str]:
+        given = [flag for flag in LIFECYCLE_FLAGS if self.option(flag)]
+        if given and workers > 1:
+            raise QueueConfigurationError(
+                f"--{given[0]} stops one worker process; with --workers={workers} TaskIQ would start it again. "
+                f"Run {workers} queue:work processes under your process manager instead (Supervisor's numprocs)."
+            )
+        env: dict[str, str] = {}
+        if self.option("once"):
+            env["QUEUE_WORKER_MAX_JOBS"] = "1"
+        elif self.option("max-jobs"):
+            env["QUEUE_WORKER_MAX_JOBS"] = str(positive_int(self.option("max-jobs"), "--max-jobs"))
+        if self.option("max-time"):
+            env["QUEUE_WORKER_MAX_TIME"] = str(positive_seconds(self.option("max-time"), "--max-time"))
+        if self.option("memory"):
+            env["QUEUE_WORKER_MEMORY"] = str(positive_seconds(self.option("memory"), "--memory"))
+        if self.option("stop-when-empty"):
+            env["QUEUE_WORKER_STOP_WHEN_EMPTY"] = "1"
+        output = (self.option("format") or "text").lower()
+        if output not in ("text", "json"):
+            raise QueueConfigurationError(f"--format must be text or json, got {self.option('format')!r}.")
+        env["QUEUE_WORKER_OUTPUT"] = "quiet" if self.io.output.is_quiet() else output
+        return env
+
+    def defaults_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if self.option("tries"):
+            env["QUEUE_WORKER_TRIES"] = str(positive_int(self.option("tries"), "--tries"))
+        if self.option("backoff"):
+            backoff = [positive_seconds(part, "--backoff") for part in str(self.option("backoff")).split(",")]
+            env["QUEUE_WORKER_BACKOFF"] = json.dumps(backoff)
+        if self.option("timeout"):
+            env["QUEUE_WORKER_TIMEOUT"] = str(positive_seconds(self.option("timeout"), "--timeout"))
+        return env
+
+    def sleep_env(self, connection: str, driver: str) -> dict[str, str]:
+        if not self.option("sleep"):
+            return {}
+        seconds = positive_seconds(self.option("sleep"), "--sleep")
+        if driver not in IDLE_WAIT_OPTIONS:
+            raise QueueConfigurationError(
+                f"--sleep does not apply to connection '{connection}' ({driver}): its server pushes jobs to "
+                "the worker as they arrive, so an idle worker never polls. Drop --sleep."
+            )
+        option_name, per_second = IDLE_WAIT_OPTIONS[driver]
+        value = seconds * per_second
+        return {
+            f"QUEUE_CONNECTIONS__{connection.upper()}__OPTIONS__{option_name}": str(
+                int(value) if per_second > 1 else value
+            )
+        }
+
+
+class QueueRestartCommand(Command):
+    """Laravel's ``queue:restart``: a timestamp every worker reads once a second from its own connection."""
+
+    name = "queue:restart"
+    description = "Tell every worker to finish its running jobs and exit, so its process manager starts the new code."
+    arguments = [
+        argument(
+            "connections",
+            "Only these connections (default: every one whose server answers)",
+            optional=True,
+            multiple=True,
+        )
+    ]
+
+    def handle(self) -> int:
+        manager = self.container.make("queue.manager")
+        names = list(self.argument("connections") or [])
+        for name in names:
+            manager.check_connection_name(name)
+        wanted = names or [n for n in manager.connection_names if manager.settings.connections[n].driver != "memory"]
+        signalled, skipped = asyncio.run(self._signal(manager, wanted, str(time.time())))
+        for name in signalled:
+            self.line(f"<info>Restart signalled</info> to the workers of connection '{name}'.")
+        for name, reason in skipped:
+            self.line_error(f"Skipped connection '{name}': {reason}", style="comment")
+        return 0 if signalled else 1
+
+    async def _signal(self, manager: Any, names: list[str], stamp: str) -> tuple[list[str], list[tuple[str, str]]]:
+        signalled: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        try:
+            for name in names:
+                connection = manager.connection(name)
+                control = control_for(connection.broker)
+                if control is None:
+                    skipped.append((name, "its driver keeps no shared state, so its workers cannot be told"))
+                    continue
+                try:
+                    await connection.startup()
+                    await control.set(RESTART_KEY, stamp)
+                except (BrokerUnreachableError, OSError) as error:
+                    skipped.append((name, str(error)))
+                else:
+                    signalled.append(name)
+        finally:
+            await manager.shutdown()
+        return signalled, skipped
+
+
+class QueueScheduleCommand(Command):
+    """Runs TaskIQ's scheduler loop over every connection's schedules until stopped (SIGTERM/SIGINT)."""
+
+    name = "queue:schedule"
+    description = "Send scheduled tasks (@task(schedule=[...])) when they are due, each on its connection."
+    options = [option("tasks", None, f"Modules holding your tasks (default {DEFAULT_TASKS})", flag=False)]
+
+    def handle(self) -> int:
+        from queue_manager.schedule import AppScheduler, AppSchedules
+
+        manager = self.container.make("queue.manager")
+        configure_worker_logging(self.container, "[%(asctime)s][%(name)s][%(levelname)-7s] %(message)s")
+        try:
+            for module in task_modules(self.option("tasks")):
+                importlib.import_module(module)
+            source = AppSchedules(manager)
+            source.collect()
+        except QueueConfigurationError as error:
+            self.line_error(str(error), style="error")
+            return 2
+        if not source.schedules:
+            self.line_error(
+                "No scheduled tasks: declare @task(schedule=[{'cron': '*/5 * * * *'}]) in the modules named by "
+                "--tasks (default app.tasks).",
+                style="error",
+            )
+            return 2
+        for schedule_id, scheduled in source.schedules.items():
+            when = scheduled.cron or (f"every {scheduled.interval}s" if scheduled.interval else scheduled.time)
+            self.line(f"<info>Scheduled</info> {scheduled.task_name} ({when}) on '{source.connection_of[schedule_id]}'")
+        sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(self._run(AppScheduler(manager, source)))
+        return 0
+
+    async def _run(self, scheduler: Any) -> None:
+        import signal
+
+        from taskiq.cli.scheduler.run import SchedulerLoop, _startup_scheduler
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await _startup_scheduler(scheduler)
+        running = asyncio.ensure_future(SchedulerLoop(scheduler).run())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            running.cancel()
+            stopping.cancel()
+            await scheduler.shutdown()

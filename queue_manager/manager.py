@@ -8,6 +8,7 @@ imported when its connection is first asked for.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ValidationError
-from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask
+from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, TaskiqMiddleware
 
 from drivers import DRIVERS, BrokerFactory, BrokerSpec, QueueConfigurationError, load_driver
 from drivers.contract import SharesResults
@@ -48,6 +49,10 @@ class QueueManager:
         self._connections: dict[str, Connection] = {}
         self._default = self.settings.driver
         self._resolving: list[ResolvingCallback] = []
+        # One registry for the tasks of every connection's broker: a task declared with the guide's
+        # @broker.task (on the default connection) is found, and run, by any connection's worker.
+        self._tasks: dict[str, AsyncTaskiqDecoratedTask[Any, Any]] = {}
+        self._middlewares: list[Callable[[], TaskiqMiddleware]] = [_factory_of(m) for m in self.settings.middlewares]
         #: Laravel's failed jobs: ``manager.failed.all()``, ``find``, ``retry``, ``forget``, ``flush``.
         self.failed = FailedJobs(self, self.settings.failed, base_path)
         self.validate()
@@ -101,6 +106,28 @@ class QueueManager:
         self._resolving.append(callback)
         return lambda: self._resolving.remove(callback) if callback in self._resolving else None
 
+    def each_broker(self, configure: Callable[[AsyncBroker], Any]) -> None:
+        """Call ``configure(broker)`` for every connection's broker, resolved now or later: one place to set up
+        what TaskIQ sets up per broker (``taskiq_fastapi.init``, event handlers, dependency overrides)."""
+        for connection in self._connections.values():
+            configure(connection.broker)
+        self.resolving(lambda connection: configure(connection.broker))
+
+    def add_middlewares(self, *middlewares: TaskiqMiddleware | Callable[[], TaskiqMiddleware]) -> None:
+        """TaskIQ middlewares for every connection (``broker.add_middlewares`` adds to one broker only).
+
+        A middleware belongs to one broker (TaskIQ sets ``middleware.broker``), so each connection gets a copy
+        of it (see ``_factory_of``)."""
+        factories = [_factory_of(middleware) for middleware in middlewares]
+        self._middlewares.extend(factories)
+        for connection in self._connections.values():
+            connection.broker.add_middlewares(*(make() for make in factories))
+
+    @property
+    def tasks(self) -> dict[str, AsyncTaskiqDecoratedTask[Any, Any]]:
+        """Every task declared on a connection's broker (``@broker.task``); ``@task`` ones are TaskIQ's shared."""
+        return dict(self._tasks)
+
     @property
     def resolved(self) -> dict[str, Connection]:
         return dict(self._connections)
@@ -120,8 +147,12 @@ class QueueManager:
             store = self.settings.connections[shared]
             module: SharesResults = load_driver(store.driver)
             broker = broker.with_result_backend(module.results(store.spec(shared)))
+        broker.local_task_registry.update(self._tasks)
+        self._tasks.update(broker.local_task_registry)
+        broker.local_task_registry = self._tasks
         if not any(isinstance(m, RetryMiddleware) for m in broker.middlewares):
             broker.add_middlewares(RetryMiddleware(partial(self.failed.record, name)))
+        broker.add_middlewares(*(make() for make in self._middlewares))
         if isinstance(broker, RejectsPoison):  # a message no worker can run is recorded, then acknowledged
             broker.poison_handler = partial(self.failed.record_poison, name)
         return Connection(spec, broker, pinger)
@@ -240,3 +271,16 @@ class QueueManager:
             f"<QueueManager default={self._default!r} connections={self.connection_names} "
             f"resolved={sorted(self._connections)}>"
         )
+
+
+def _factory_of(middleware: Any) -> Callable[[], TaskiqMiddleware]:
+    """One middleware per connection: made once (a class or factory is called once), then copied for each
+    broker, so its state is shared (Prometheus metrics may only be registered once per process) while
+    ``middleware.broker`` is each connection's own."""
+    made = middleware() if callable(middleware) and not isinstance(middleware, TaskiqMiddleware) else middleware
+    if not isinstance(made, TaskiqMiddleware):
+        raise QueueConfigurationError(
+            f"Middlewares must be TaskIQ middlewares (TaskiqMiddleware instances, classes or factories); "
+            f"{middleware!r} gave {made!r}."
+        )
+    return lambda: copy.copy(made)

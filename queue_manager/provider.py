@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from fastapi_startkit.support import Provider
+from taskiq import TaskiqEvents, TaskiqState
 
-from queue_manager.commands import QueueWorkCommand
+from queue_manager.commands import QueueRestartCommand, QueueScheduleCommand, QueueWorkCommand
+from queue_manager.connection import Connection
 from queue_manager.context import use_manager
 from queue_manager.failed_commands import FAILED_JOB_COMMANDS
 from queue_manager.manager import QueueManager
 from queue_manager.settings import load_settings
+from queue_manager.worker_output import configure_worker_logging
+
+WORKER_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)-7s][%(processName)s] %(message)s"  # TaskIQ's
 
 PROVIDER_KEY = "queue"
 
@@ -39,6 +44,7 @@ class QueueProvider(Provider):
 
     def register(self) -> None:
         manager = QueueManager(load_settings(self.config or None), base_path=self.app.base_path)
+        manager.resolving(self._log_like_a_worker)
         default = manager.connection()
         use_manager(manager)
         self.app.bind("queue.manager", manager)
@@ -46,9 +52,17 @@ class QueueProvider(Provider):
         self.app.bind("queue.connection", default)
         self.app.bind("broker", default.broker)
 
+    def _log_like_a_worker(self, connection: Connection) -> None:
+        """In a worker process, the queue's log records get a handler of their own (see worker_output)."""
+
+        def configure(_state: TaskiqState) -> None:
+            configure_worker_logging(self.app, WORKER_LOG_FORMAT)
+
+        connection.broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, configure)
+
     def boot(self) -> None:
         self.publishes({config_example(): "config/queue.py"})
-        self.commands([QueueWorkCommand, *FAILED_JOB_COMMANDS])
+        self.commands([QueueWorkCommand, QueueRestartCommand, QueueScheduleCommand, *FAILED_JOB_COMMANDS])
         self._compose_lifespan()
 
     def _compose_lifespan(self) -> None:
@@ -62,7 +76,7 @@ class QueueProvider(Provider):
 
         @asynccontextmanager
         async def queue_lifespan(app: Any) -> AsyncIterator[Any]:
-            if manager.connection().broker.is_worker_process:
+            if any(connection.broker.is_worker_process for connection in manager.resolved.values()):
                 async with inner(app) as state:
                     yield state
                 return

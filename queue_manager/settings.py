@@ -152,6 +152,10 @@ class QueueSettings(BaseSettings):
         default_factory=dict,
         description="custom drivers: name -> factory(spec) -> AsyncBroker, or its 'module:attribute' path",
     )
+    middlewares: list[ImportString[Any]] = Field(
+        default_factory=list,
+        description="TaskIQ middlewares for every connection: 'module:Class' paths (a class, factory or instance)",
+    )
     failed: FailedSettings = Field(
         default_factory=FailedSettings, description="where failed jobs are kept (QUEUE_FAILED__DRIVER, __URL, ...)"
     )

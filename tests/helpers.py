@@ -89,7 +89,8 @@ class WorkerProcess:
         return self.process.poll() is None
 
     def output(self) -> str:
-        self.handle.flush()
+        if not self.handle.closed:
+            self.handle.flush()
         return self.log.read_text(errors="replace")
 
     def stop(self, timeout: float = 20) -> int:

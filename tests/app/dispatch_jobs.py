@@ -1,8 +1,10 @@
 # Dispatch jobs described in JSON, the Laravel way, and print what came back (for the e2e tests).
 # Usage: python dispatch_jobs.py '[{"task": "remember", "args": [1], "connection": "nats", "queue": "q", "delay": 2}]'
+#        (a task of app.jobs by name, or any task as "module:name", e.g. the guide's "app.tasks:record")
 #        ("labels": {"delay": 2} sends TaskIQ's own delay label instead)
 #        add --wait to wait for every result.
 import asyncio
+import importlib
 import json
 import sys
 import time
@@ -16,7 +18,9 @@ async def main(specs: list[dict], wait: bool) -> None:
     manager = app.make("queue.manager")
     handles = []
     for spec in specs:
-        pending = dispatch(getattr(jobs, spec["task"]), *spec.get("args", []))
+        module, _, name = spec["task"].rpartition(":")
+        found = getattr(importlib.import_module(module), name) if module else getattr(jobs, name)
+        pending = dispatch(found, *spec.get("args", []))
         if spec.get("connection"):
             pending = pending.on_connection(spec["connection"])
         if spec.get("queue"):

@@ -117,7 +117,7 @@ def test_worker_reconnects_after_its_server_restarts(driver: str, tmp_path: Path
             ran = ran_jobs(record_dir)
             output = worker.output()
         assert sorted(ran) == list(range(10)) and all(not row["is_err"] for row in rows)
-        assert output.count("Started process worker-0") == 1, f"the worker process crashed:\n{output}"
+        assert output.count("Worker ready") == 1, f"the worker process crashed:\n{output}"
         if driver.startswith("redis"):
             assert "reconnecting" in output, "our reconnect loop, not a crash, brought the worker back"
         measure(f"broker-restart {driver}", seconds_to_first_job_after_restart=round(ran[5][0] - restarted_at, 2))
@@ -150,7 +150,7 @@ def test_worker_reconnects_after_rabbitmq_closes_its_connections(
         ran = ran_jobs(record_dir)
         output = worker.output()
     assert sorted(ran) == list(range(10)) and all(not row["is_err"] for row in rows)
-    assert output.count("Started process worker-0") == 1, f"the worker process crashed:\n{output}"
+    assert output.count("Worker ready") == 1, f"the worker process crashed:\n{output}"
     measure("broker-restart rabbitmq", seconds_to_first_job_after_close=round(ran[5][0] - closed_at, 2))
 
 

@@ -74,3 +74,10 @@ async def fragile(job_id: int) -> str:
         raise RuntimeError(f"job {job_id}: the mail server is down")
     _record(f"fragile-{job_id}", "ok")
     return f"ok {job_id}"
+
+
+@task(schedule=[{"interval": 1, "args": ["shared"]}, {"interval": 1, "args": ["on nats"], "connection": "nats"}])
+async def tick(source: str) -> None:
+    """Scheduled (queue:schedule): records where each run came from and which connection ran it."""
+    if os.environ.get("RECORD_DIR"):
+        _record("ticks", f"{source} {os.environ.get('QUEUE_WORKER_CONNECTION', 'inline')}")

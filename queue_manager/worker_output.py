@@ -1,0 +1,130 @@
+"""What ``queue:work`` prints: a line when each job starts and when it ends, Laravel-style, or JSON.
+
+``2026-12-01 17:05:01 app.jobs:send_email 1a2b3c4d ............ RUNNING`` then
+``2026-12-01 17:05:01 app.jobs:send_email 1a2b3c4d ...... 12.31ms DONE`` (or ``FAIL`` and the error's
+first line); ``--format=json`` writes one object per line instead, for log shippers; ``-q`` nothing.
+The lines are written to stdout directly, not through ``logging``.
+
+The worker's own log records (a job that gave up, a message set aside) get a handler of their own with a
+formatter that reads the clock when a record is written: fastapi-startkit's LogProvider replaces the
+root logger's handlers with ones whose format has a timestamp and a level baked in when they were made,
+so through the root logger an ERROR came out as "INFO" with the time of an earlier line. When the app
+has a framework logger, records are also handed to it (``Logger.log``), which writes them to
+``storage/logs`` with their own level and the current time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from datetime import datetime
+from typing import Any, TextIO
+
+from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+
+FORMATS = ("text", "json", "quiet")
+COLOURS = {"RUNNING": "33", "DONE": "32", "FAIL": "31"}  # yellow, green, red (ANSI)
+LINE_WIDTH = 100  # when stdout is not a terminal
+
+
+def short_id(task_id: str) -> str:
+    return task_id.replace("-", "")[:8]
+
+
+def first_line(error: BaseException | None) -> str:
+    if error is None:
+        return ""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+class JobLines(TaskiqMiddleware):
+    """One line when a job starts, one when it ends (DONE or FAIL, with its duration)."""
+
+    def __init__(self, format: str = "text", stream: TextIO | None = None, default_queue: str | None = None) -> None:
+        super().__init__()
+        self.format = format
+        self.default_queue = default_queue  # the queue of a job that names none
+        self.stream = stream or sys.stdout
+        self.colour = format == "text" and self.stream.isatty() and "NO_COLOR" not in os.environ
+        self.width = shutil.get_terminal_size((LINE_WIDTH, 24)).columns if self.stream.isatty() else LINE_WIDTH
+        self._started: dict[str, float] = {}
+
+    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        self._started[message.task_id] = time.perf_counter()
+        self._write(message, "RUNNING", None, None)
+        return message
+
+    def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        started = self._started.pop(message.task_id, None)
+        seconds = time.perf_counter() - started if started is not None else result.execution_time
+        self._write(message, "FAIL" if result.is_err else "DONE", seconds, result.error if result.is_err else None)
+
+    def _write(self, message: TaskiqMessage, status: str, seconds: float | None, error: BaseException | None) -> None:
+        if self.format == "quiet":
+            return
+        now = datetime.now().astimezone()
+        if self.format == "json":
+            record: dict[str, Any] = {
+                "time": now.isoformat(timespec="milliseconds"),
+                "status": status.lower(),
+                "task": message.task_name,
+                "job_id": message.task_id,
+                "queue": message.labels.get("queue_name") or self.default_queue,
+                "attempt": int(message.labels.get("attempt", 0) or 0) + 1,
+            }
+            if seconds is not None:
+                record["duration_ms"] = round(seconds * 1000, 2)
+            if error is not None:
+                record["error"] = first_line(error)
+            line = json.dumps(record, default=str)
+        else:
+            left = f"  {now:%Y-%m-%d %H:%M:%S} {message.task_name} {short_id(message.task_id)} "
+            right = (f"{seconds * 1000:.2f}ms " if seconds is not None else "") + status
+            dots = "." * max(3, self.width - len(left) - len(right) - 2)
+            if self.colour:
+                right = right.replace(status, f"\033[{COLOURS[status]}m{status}\033[0m")
+            line = f"{left}{dots} {right}"
+            if error is not None:
+                line += f"\n      {first_line(error)}"
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+class FrameworkLogger(logging.Handler):
+    """Hand records to fastapi-startkit's logger (LogProvider's channels: storage/logs, the terminal): its
+    drivers stamp each line with its level and the current time when they write it."""
+
+    def __init__(self, logger: Any) -> None:
+        super().__init__()
+        self.logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            method = getattr(self.logger, record.levelname.lower(), self.logger.error)
+            method(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def configure_worker_logging(app: Any, log_format: str, level: int | str = logging.INFO) -> None:
+    """Our records go through a handler of ours, not the root logger's: to the app's framework logger if it
+    registers LogProvider, else to stderr, timed when written."""
+    ours = logging.getLogger("queue_manager")
+    if any(getattr(handler, "queue_worker", False) for handler in ours.handlers):
+        return
+    handler: Any
+    if app is not None and app.has("logger"):
+        handler = FrameworkLogger(app.make("logger"))
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(log_format))
+    handler.queue_worker = True
+    ours.addHandler(handler)
+    ours.setLevel(level)
+    ours.propagate = False
