@@ -155,22 +155,26 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
                 await self._give_back(held)
 
     async def _take(self, wanted: int) -> list[tuple[int, bytes]]:
-        """Entries for up to ``wanted`` jobs: due delayed jobs moved in, new entries (without blocking, riding
-        with the acknowledgements; blocking if there are none), and once a second the stalled ones."""
+        """Entries for up to ``wanted`` jobs: once a second the stalled ones first (a dead worker's: they are
+        the oldest), then due delayed jobs moved in and new entries (without blocking, riding with the
+        acknowledgements; blocking if there are none)."""
+        taken: list[tuple[int, bytes]] = []
+        if time.monotonic() - self._last_claim >= CLAIM_EVERY:
+            self._last_claim = time.monotonic()
+            taken += await self._reclaim(wanted)
+            if len(taken) >= wanted:
+                return taken
         await self.delayed.migrate(self.sender, self.streams)
         streams: dict[Any, Any] = dict.fromkeys(self.streams, ">")
+        count = wanted - len(taken)
         read: Any = await self.batcher.add(
-            lambda pipe: pipe.xreadgroup(self.consumer_group_name, self.consumer_name, streams, count=wanted)
+            lambda pipe: pipe.xreadgroup(self.consumer_group_name, self.consumer_name, streams, count=count)
         )
-        if not read:
+        if not read and not taken:
             read = await self.sender.xreadgroup(
-                self.consumer_group_name, self.consumer_name, streams, count=wanted, block=self.block
+                self.consumer_group_name, self.consumer_name, streams, count=count, block=self.block
             )
-        taken = [self._hold(stream, msg_id, fields) for stream, entries in read or [] for msg_id, fields in entries]
-        if time.monotonic() - self._last_claim >= CLAIM_EVERY and len(taken) < wanted:
-            self._last_claim = time.monotonic()
-            taken += await self._reclaim(wanted - len(taken))
-        return taken
+        return taken + [self._hold(s, msg_id, fields) for s, entries in read or [] for msg_id, fields in entries]
 
     def _hold(self, stream: Any, msg_id: Any, fields: Any) -> tuple[int, bytes]:
         # An entry of ours always has "data"; anything else becomes a job that cannot be decoded.
