@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import ValidationError
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, TaskiqMiddleware
 
-from drivers import DRIVERS, BrokerFactory, BrokerSpec, QueueConfigurationError, load_driver
+from drivers import DRIVERS, BrokerFactory, BrokerSpec, BrokerUnreachableError, QueueConfigurationError, load_driver
 from drivers.contract import SharesResults
 from drivers.errors import unknown_name_error
 from drivers.poison import RejectsPoison
@@ -180,10 +180,22 @@ class QueueManager:
         raise AttributeError(name)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    async def startup(self) -> None:
-        """Start every resolved connection (the web process's lifespan calls this)."""
+    async def startup(self, strict: bool = True) -> None:
+        """Start every resolved connection. ``strict=False`` (the web process's lifespan): a connection whose
+        server does not answer is logged once and left to start on its first dispatch, so a queue outage is
+        not a site outage; dispatching on it raises BrokerUnreachableError until the server is back."""
         for connection in list(self._connections.values()):
-            await connection.startup()
+            try:
+                await connection.startup()
+            except BrokerUnreachableError as error:
+                if strict:
+                    raise
+                logger.warning(
+                    "%s The app starts anyway: dispatching on connection '%s' raises BrokerUnreachableError "
+                    "until its server answers, then works without a restart.",
+                    error,
+                    connection.name,
+                )
 
     async def shutdown(self) -> None:
         for connection in list(self._connections.values()):

@@ -80,7 +80,7 @@ class QueueProvider(Provider):
                 async with inner(app) as state:
                     yield state
                 return
-            await manager.startup()
+            await manager.startup(strict=False)
             try:
                 async with inner(app) as state:
                     yield state
