@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from drivers.errors import MissingExtraError, unknown_name_error
+from drivers.failover import FailoverOptions
 from drivers.options import (
     DriverOptions,
     MemoryOptions,
@@ -93,6 +94,8 @@ DRIVERS: dict[str, DriverInfo] = {
         "nats-server -js",
     ),
     "memory": DriverInfo("drivers.memory", MemoryOptions, shares_results=False),
+    # Built by the manager from the connections it names (drivers.failover), never through build().
+    "failover": DriverInfo("drivers.failover", FailoverOptions, shares_results=False),
 }
 
 
@@ -124,8 +127,8 @@ def load_driver(name: str) -> ModuleType:
 
 
 if TYPE_CHECKING:  # mypy checks every built-in driver module against the contract
-    from drivers import memory, nats, rabbitmq, redis, redis_stream
+    from drivers import failover, memory, nats, rabbitmq, redis, redis_stream
     from drivers.contract import DriverModule, SharesResults
 
-    _CHECKED: tuple[DriverModule, ...] = (memory, nats, rabbitmq, redis, redis_stream)
+    _CHECKED: tuple[DriverModule, ...] = (failover, memory, nats, rabbitmq, redis, redis_stream)
     _SHARING: tuple[SharesResults, ...] = (nats, rabbitmq, redis, redis_stream)

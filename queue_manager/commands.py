@@ -140,6 +140,12 @@ class QueueWorkCommand(Command):
             raise QueueConfigurationError(f"Two connections given: '{positional}' and --connection={named}.")
         connection = manager.connection(positional or named or None)
         queues = parse_queues(self.option("queue")) or [connection.queue]
+        if connection.driver == "failover":
+            targets = connection.broker.targets  # type: ignore[attr-defined]
+            raise QueueConfigurationError(
+                f"Connection '{connection.name}' fails over between other connections and has no worker of its "
+                f"own: work those, e.g. `python artisan queue:work {targets[0].name}`."
+            )
         if connection.driver == "memory":
             raise QueueConfigurationError(
                 "The memory connection runs jobs inside the process that dispatches them; it has no worker. "

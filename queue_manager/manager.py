@@ -22,6 +22,8 @@ from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, TaskiqMiddleware
 from drivers import DRIVERS, BrokerFactory, BrokerSpec, BrokerUnreachableError, QueueConfigurationError, load_driver
 from drivers.contract import SharesResults
 from drivers.errors import unknown_name_error
+from drivers.failover import FailoverBroker, FailoverOptions
+from drivers.failover import Target as FailoverTarget
 from drivers.poison import RejectsPoison
 from queue_manager.connection import Connection, Pinger
 from queue_manager.dispatch import PendingDispatch
@@ -137,6 +139,8 @@ class QueueManager:
         spec = settings.spec(name)
         shared = settings.results if settings.result_backend else None
         factory, pinger = self._driver(settings.driver)
+        if settings.driver == "failover":
+            factory = self._failover
         broker = factory(replace(spec, result_backend=False) if shared else spec)
         if not isinstance(broker, AsyncBroker):
             raise QueueConfigurationError(
@@ -156,6 +160,15 @@ class QueueManager:
         if isinstance(broker, RejectsPoison):  # a message no worker can run is recorded, then acknowledged
             broker.poison_handler = partial(self.failed.record_poison, name)
         return Connection(spec, broker, pinger)
+
+    def _failover(self, spec: BrokerSpec) -> AsyncBroker:
+        """A failover connection over the connections it names (each resolved, and started, as usual)."""
+        options = FailoverOptions.model_validate(dict(spec.options))
+        targets = []
+        for name in options.connections:
+            connection = self.connection(name)
+            targets.append(FailoverTarget(name, connection.broker, connection.startup))
+        return FailoverBroker(spec, options, targets)
 
     def _driver(self, driver: str) -> tuple[BrokerFactory, Pinger | None]:
         if driver in self._custom:
@@ -229,6 +242,8 @@ class QueueManager:
 
     def _validate_connection(self, name: str, spec: BrokerSpec) -> None:
         self._validate_results(name)
+        if spec.driver == "failover":
+            self._validate_failover(name, spec)
         if spec.driver in self._custom:
             return
         if spec.driver not in DRIVERS:
@@ -256,6 +271,23 @@ class QueueManager:
                 f"Queue connection '{name}' (driver {spec.driver}) has invalid options:\n"
                 f"{describe_validation_error(error)}\nValid options: {valid}."
             ) from None
+
+    def _validate_failover(self, name: str, spec: BrokerSpec) -> None:
+        setting = f"QUEUE_CONNECTIONS__{name.upper()}__OPTIONS__CONNECTIONS"
+        if "connections" not in spec.options:
+            raise QueueConfigurationError(
+                f"Queue connection '{name}' (failover) needs the connections to try, in order: {setting}=primary,redis"
+            )
+        for target in FailoverOptions.model_validate(dict(spec.options)).connections:
+            if target not in self.settings.connections:
+                error = unknown_name_error("connection", target, self.settings.connections, f"Fix {setting}.")
+                raise QueueConfigurationError(f"Queue connection '{name}' (failover): {error}") from None
+            if target == name or self.settings.connections[target].driver == "failover":
+                raise QueueConfigurationError(
+                    f"Queue connection '{name}' (failover) cannot fail over to '{target}', "
+                    + ("itself" if target == name else "another failover connection")
+                    + f": name connections with a server in {setting}."
+                )
 
     def _validate_results(self, name: str) -> None:
         """``results: <other>``: a connection whose built-in driver has a result store, not this one."""
