@@ -9,6 +9,7 @@ it can do instead of guessing from its class.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from taskiq import AsyncBroker, AsyncResultBackend, BrokerMessage
@@ -57,3 +58,19 @@ class ServesSeveralQueues(Protocol):
     """``queue:work --queue=a,b``: the worker's broker listens to these queues, first one first where it can."""
 
     def listen_to(self, queues: Sequence[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """What a queue holds, as far as its broker can tell (None: this broker cannot count it)."""
+
+    waiting: int
+    delayed: int | None = None
+    reserved: int | None = None  # fetched by a worker and not finished: running, or about to
+
+
+@runtime_checkable
+class ReportsCounts(Protocol):
+    """``queue:size``/``queue:monitor``/the dashboard: waiting, delayed and reserved jobs of a queue."""
+
+    async def counts(self, queue: str) -> QueueCounts: ...

@@ -8,6 +8,7 @@ driver keeps them in the process (it has no workers elsewhere).
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -43,6 +44,11 @@ class RedisControl(ControlState):
         await self.redis.delete(self.prefix + name)
 
 
+def nats_key(name: str) -> str:
+    """A key-value key may hold letters, digits and ``-/_=.``: anything else is written as ``_<hex>``."""
+    return re.sub(r"[^-/=.a-zA-Z0-9]", lambda found: f"_{ord(found.group()):02x}", name)
+
+
 class NatsControl(ControlState):
     """A key-value bucket beside the connection's stream (``<stream>_control``), made on first use."""
 
@@ -66,16 +72,16 @@ class NatsControl(ControlState):
         from nats.js.errors import KeyNotFoundError
 
         try:
-            entry = await (await self._store()).get(name)
+            entry = await (await self._store()).get(nats_key(name))
         except KeyNotFoundError:  # also a deleted key
             return None
         return entry.value.decode() if entry.value is not None else None
 
     async def set(self, name: str, value: str) -> None:
-        await (await self._store()).put(name, value.encode())
+        await (await self._store()).put(nats_key(name), value.encode())
 
     async def delete(self, name: str) -> None:
-        await (await self._store()).delete(name)
+        await (await self._store()).delete(nats_key(name))
 
 
 class RabbitMQControl(ControlState):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -17,7 +18,8 @@ from taskiq import (
 from taskiq.kicker import AsyncKicker
 
 from drivers import BrokerSpec, QueueConfigurationError
-from drivers.contract import CountsQueues
+from drivers.contract import CountsQueues, QueueCounts, ReportsCounts
+from drivers.control import ControlState, control_for
 from queue_manager.dispatch import PendingDispatch, check_queue_name
 from queue_manager.errors import BulkDispatchError
 from queue_manager.sending import kiq_many
@@ -99,6 +101,37 @@ class Connection:
     async def clear(self, queue: str | None = None) -> int:
         """Laravel's ``Queue::clear``: delete the jobs waiting in ``queue``; returns how many there were."""
         return await self._counted("clear", queue)
+
+    async def counts(self, queue: str | None = None) -> QueueCounts:
+        """Waiting, delayed and reserved (running) jobs of ``queue``, as far as the driver can tell (None where
+        it cannot; see "Operating the queues" in the README); at least ``size()`` as waiting."""
+        name = check_queue_name(queue or self.queue)
+        if not self._started:
+            await self.startup()
+        if isinstance(self.broker, ReportsCounts):
+            return await self.broker.counts(name)
+        return QueueCounts(waiting=await self._counted("size", name))
+
+    # -- pausing (Laravel's queue:pause / queue:resume) --------------------------------------------
+    async def pause(self, queue: str | None = None) -> None:
+        """Workers of every process and machine stop taking jobs from ``queue`` within about a second (running
+        ones finish); dispatching to it still enqueues. The state lives on the connection's own server."""
+        await self._control().set(paused_key(check_queue_name(queue or self.queue)), str(time.time()))
+
+    async def resume(self, queue: str | None = None) -> None:
+        await self._control().delete(paused_key(check_queue_name(queue or self.queue)))
+
+    async def paused(self, queue: str | None = None) -> bool:
+        return await self._control().get(paused_key(check_queue_name(queue or self.queue))) is not None
+
+    def _control(self) -> ControlState:
+        control = control_for(self.broker)
+        if control is None:
+            raise QueueConfigurationError(
+                f"Queue connection '{self.name}' (driver {self.driver}) keeps no shared state, so its queues cannot "
+                "be paused (a custom driver's broker would need a control_state)."
+            )
+        return _Started(self, control)
 
     async def _counted(self, operation: str, queue: str | None) -> int:
         name = check_queue_name(queue or self.queue)
@@ -188,3 +221,27 @@ class Connection:
             f"<Connection {self.name!r} driver={self.driver!r} url={self.spec.display_url!r} "
             f"queue={self.queue!r} started={self._started}>"
         )
+
+
+def paused_key(queue: str) -> str:
+    """The control value that marks ``queue`` paused (workers read it, ``pause``/``resume`` set it)."""
+    return f"paused:{queue}"
+
+
+class _Started(ControlState):
+    """A connection's control state, starting the connection first (a script or a command may not have)."""
+
+    def __init__(self, connection: Connection, control: ControlState) -> None:
+        self.connection, self.control = connection, control
+
+    async def get(self, name: str) -> str | None:
+        await self.connection.startup()
+        return await self.control.get(name)
+
+    async def set(self, name: str, value: str) -> None:
+        await self.connection.startup()
+        await self.control.set(name, value)
+
+    async def delete(self, name: str) -> None:
+        await self.connection.startup()
+        await self.control.delete(name)

@@ -15,7 +15,9 @@ from queue_manager.connection import Connection
 from queue_manager.context import use_manager
 from queue_manager.failed_commands import FAILED_JOB_COMMANDS
 from queue_manager.manager import QueueManager
+from queue_manager.ops_commands import OPERATING_COMMANDS
 from queue_manager.settings import load_settings
+from queue_manager.web import add_health_route
 from queue_manager.worker_output import configure_worker_logging
 
 WORKER_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)-7s][%(processName)s] %(message)s"  # TaskIQ's
@@ -62,7 +64,9 @@ class QueueProvider(Provider):
 
     def boot(self) -> None:
         self.publishes({config_example(): "config/queue.py"})
-        self.commands([QueueWorkCommand, QueueRestartCommand, QueueScheduleCommand, *FAILED_JOB_COMMANDS])
+        self.commands(
+            [QueueWorkCommand, QueueRestartCommand, QueueScheduleCommand, *FAILED_JOB_COMMANDS, *OPERATING_COMMANDS]
+        )
         self._compose_lifespan()
 
     def _compose_lifespan(self) -> None:
@@ -73,6 +77,8 @@ class QueueProvider(Provider):
             return
         manager: QueueManager = self.app.make("queue.manager")
         inner = router.lifespan_context
+        if manager.settings.health_path:
+            add_health_route(self.app.fastapi, manager, manager.settings.health_path)
 
         @asynccontextmanager
         async def queue_lifespan(app: Any) -> AsyncIterator[Any]:

@@ -156,6 +156,11 @@ class QueueSettings(BaseSettings):
         default_factory=list,
         description="TaskIQ middlewares for every connection: 'module:Class' paths (a class, factory or instance)",
     )
+    health_path: str | None = Field(
+        "/queue/health", description="the web app's health route (QUEUE_HEALTH_PATH); empty turns it off"
+    )
+    dashboard: bool = Field(False, description="serve the dashboard (QUEUE_DASHBOARD=true); off by default")
+    dashboard_path: str = Field("/queue", description="where the dashboard is served")
     failed: FailedSettings = Field(
         default_factory=FailedSettings, description="where failed jobs are kept (QUEUE_FAILED__DRIVER, __URL, ...)"
     )
