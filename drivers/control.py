@@ -27,6 +27,14 @@ class ControlState(ABC):
     @abstractmethod
     async def delete(self, name: str) -> None: ...
 
+    async def add(self, name: str, amount: int, ttl: int) -> None:
+        """Add to a counter that expires ``ttl`` seconds after it was made (the dashboard's throughput)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no counters")
+
+    async def counters(self, names: list[str]) -> list[int] | None:
+        """The counters' values (0 for one never added to); None if this state keeps no counters."""
+        return None
+
 
 class RedisControl(ControlState):
     def __init__(self, broker: Any) -> None:
@@ -43,6 +51,16 @@ class RedisControl(ControlState):
     async def delete(self, name: str) -> None:
         await self.redis.delete(self.prefix + name)
 
+    async def add(self, name: str, amount: int, ttl: int) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(self.prefix + name, amount)
+            pipe.expire(self.prefix + name, ttl, nx=True)
+            await pipe.execute()
+
+    async def counters(self, names: list[str]) -> list[int] | None:
+        values = await self.redis.mget([self.prefix + name for name in names])
+        return [int(value or 0) for value in values]
+
 
 def nats_key(name: str) -> str:
     """A key-value key may hold letters, digits and ``-/_=.``: anything else is written as ``_<hex>``."""
@@ -52,21 +70,25 @@ def nats_key(name: str) -> str:
 class NatsControl(ControlState):
     """A key-value bucket beside the connection's stream (``<stream>_control``), made on first use."""
 
+    METRICS_TTL = 3600.0  # counters live in a bucket of their own, whose entries expire
+
     def __init__(self, broker: Any) -> None:
         self.broker = broker
         self.bucket = f"{broker.options.stream}_control"
-        self._kv: Any = None
+        self._kv: dict[bool, Any] = {}
 
-    async def _store(self) -> Any:
-        if self._kv is None:
+    async def _store(self, metrics: bool = False) -> Any:
+        if metrics not in self._kv:
             from nats.js.errors import BucketNotFoundError
 
             js = self.broker.js
+            bucket = f"{self.bucket}_metrics" if metrics else self.bucket
             try:
-                self._kv = await js.key_value(self.bucket)
+                self._kv[metrics] = await js.key_value(bucket)
             except BucketNotFoundError:
-                self._kv = await js.create_key_value(bucket=self.bucket, history=1)
-        return self._kv
+                ttl = self.METRICS_TTL if metrics else None
+                self._kv[metrics] = await js.create_key_value(bucket=bucket, history=1, ttl=ttl)
+        return self._kv[metrics]
 
     async def get(self, name: str) -> str | None:
         from nats.js.errors import KeyNotFoundError
@@ -83,9 +105,41 @@ class NatsControl(ControlState):
     async def delete(self, name: str) -> None:
         await (await self._store()).delete(nats_key(name))
 
+    async def add(self, name: str, amount: int, ttl: int) -> None:
+        """Read, add, write back only if nobody wrote meanwhile (the key's revision), else again."""
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+        store, key = await self._store(metrics=True), nats_key(name)
+        for _ in range(20):
+            try:
+                entry = await store.get(key)
+            except KeyNotFoundError:
+                try:
+                    await store.create(key, str(amount).encode())
+                    return
+                except KeyWrongLastSequenceError:
+                    continue
+            try:
+                await store.update(key, str(int(entry.value or b"0") + amount).encode(), last=entry.revision)
+                return
+            except KeyWrongLastSequenceError:
+                continue
+
+    async def counters(self, names: list[str]) -> list[int] | None:
+        from nats.js.errors import KeyNotFoundError
+
+        store, values = await self._store(metrics=True), []
+        for name in names:
+            try:
+                values.append(int((await store.get(nats_key(name))).value or b"0"))
+            except KeyNotFoundError:
+                values.append(0)
+        return values
+
 
 class RabbitMQControl(ControlState):
-    """One durable queue per value (``<exchange>.control.<name>``) holding its latest message only."""
+    """One durable queue per value (``<exchange>.control.<name>``) holding its latest message only. It keeps no
+    counters: RabbitMQ has no atomic add, and a queue per counter per minute would be worse than none."""
 
     ARGUMENTS = {"x-max-length": 1, "x-overflow": "drop-head", "x-queue-type": "classic"}
 
@@ -130,6 +184,12 @@ class MemoryControl(ControlState):
 
     async def delete(self, name: str) -> None:
         self.values.pop(name, None)
+
+    async def add(self, name: str, amount: int, ttl: int) -> None:
+        self.values[name] = str(int(self.values.get(name, "0")) + amount)
+
+    async def counters(self, names: list[str]) -> list[int] | None:
+        return [int(self.values.get(name, "0")) for name in names]
 
 
 def control_for(broker: AsyncBroker) -> ControlState | None:

@@ -124,6 +124,17 @@ class Connection:
     async def paused(self, queue: str | None = None) -> bool:
         return await self._control().get(paused_key(check_queue_name(queue or self.queue))) is not None
 
+    async def throughput(self, queue: str | None = None, minutes: int = 30) -> list[int] | None:
+        """Jobs finished on ``queue`` in each of the last ``minutes`` minutes, oldest first, as ``queue:work``
+        workers count them; None where the connection keeps no counters (RabbitMQ, custom drivers)."""
+        name = check_queue_name(queue or self.queue)
+        now = int(time.time() // 60)
+        keys = [throughput_key(name, minute) for minute in range(now - minutes + 1, now + 1)]
+        try:
+            return await self._control().counters(keys)
+        except QueueConfigurationError:
+            return None
+
     def _control(self) -> ControlState:
         control = control_for(self.broker)
         if control is None:
@@ -223,6 +234,11 @@ class Connection:
         )
 
 
+def throughput_key(queue: str, minute: int) -> str:
+    """The counter of jobs finished on ``queue`` during ``minute`` (minutes since the epoch)."""
+    return f"throughput:{queue}:{minute}"
+
+
 def paused_key(queue: str) -> str:
     """The control value that marks ``queue`` paused (workers read it, ``pause``/``resume`` set it)."""
     return f"paused:{queue}"
@@ -245,3 +261,11 @@ class _Started(ControlState):
     async def delete(self, name: str) -> None:
         await self.connection.startup()
         await self.control.delete(name)
+
+    async def add(self, name: str, amount: int, ttl: int) -> None:
+        await self.connection.startup()
+        await self.control.add(name, amount, ttl)
+
+    async def counters(self, names: list[str]) -> list[int] | None:
+        await self.connection.startup()
+        return await self.control.counters(names)

@@ -26,6 +26,7 @@ from drivers import BrokerUnreachableError, labels
 from drivers.contract import CountsQueues
 from drivers.control import ControlState, control_for
 from drivers.in_flight import InFlight
+from queue_manager.connection import throughput_key
 from queue_manager.worker_output import JobLines
 
 logger = logging.getLogger("queue_manager.worker")
@@ -111,6 +112,49 @@ class WorkerDefaults(TaskiqMiddleware):
         return message
 
 
+class Throughput(TaskiqMiddleware):
+    """Counts finished jobs per queue and adds them, every few seconds, to the connection's per-minute counters
+    (the dashboard's sparkline); a connection that keeps no counters (RabbitMQ) is left alone."""
+
+    FLUSH_EVERY = 5.0
+    TTL = 3600
+
+    def __init__(self, default_queue: str) -> None:
+        super().__init__()
+        self.default_queue = default_queue
+        self.finished: dict[tuple[str, int], int] = {}
+        self._flushing: asyncio.Task[None] | None = None
+
+    def post_execute(self, message: TaskiqMessage, result: Any) -> None:
+        queue = str(message.labels.get(labels.QUEUE) or self.default_queue)
+        key = (queue, int(time.time() // 60))
+        self.finished[key] = self.finished.get(key, 0) + 1
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.FLUSH_EVERY)
+        await self.flush()
+
+    async def flush(self) -> None:
+        finished, self.finished = self.finished, {}
+        control = control_for(self.broker)
+        if control is None or not finished:
+            return
+        try:
+            for (queue, minute), count in finished.items():
+                await control.add(throughput_key(queue, minute), count, self.TTL)
+        except NotImplementedError:
+            return
+        except Exception as error:  # the broker is away: these counts are lost, the jobs are not
+            logger.debug("Could not record throughput: %s", error)
+
+    async def shutdown(self) -> None:
+        if self._flushing is not None:
+            self._flushing.cancel()
+        await self.flush()
+
+
 class QueueReceiver(Receiver):
     #: The lifecycle of the receiver made last in this process (``queue_manager.work`` reads its exit code).
     last: Lifecycle | None = None
@@ -126,8 +170,8 @@ class QueueReceiver(Receiver):
         defaults = worker_defaults()
         if defaults:
             broker.add_middlewares(WorkerDefaults(defaults))
-        spec = getattr(broker, "spec", None)
-        broker.add_middlewares(JobLines(lifecycle.output, default_queue=getattr(spec, "queue", None)))
+        default_queue = getattr(getattr(broker, "spec", None), "queue", "default")
+        broker.add_middlewares(JobLines(lifecycle.output, default_queue=default_queue), Throughput(default_queue))
 
     def _tell_broker_its_slots(self, max_async_tasks: int | None, max_prefetch: int) -> None:
         in_flight = getattr(self.broker, "in_flight", None)

@@ -230,3 +230,27 @@ def test_the_give_up_error_keeps_its_level_and_time_with_the_frameworks_log_prov
     [line] = [line for p in logs.glob("*.log") for line in p.read_text().splitlines() if "failed after 2" in line]
     assert " - ERROR - " in line and line.startswith(failed_at), line
     assert SEED_APP.exists()
+
+
+@pytest.mark.parametrize("driver", ["redis", "nats"])
+def test_workers_count_finished_jobs_per_minute(
+    driver: str, queues: dict[str, str], record_dir: Path, tmp_path: Path
+) -> None:
+    """What the dashboard's sparkline shows: conn.throughput(queue), from the workers' counters."""
+    from queue_manager import QueueManager
+    from queue_manager.settings import load_settings
+
+    env = connections_env(queues, record_dir, driver)
+    settings = load_settings({"driver": driver, "connections": {driver: {"queue": queues[driver]}}})
+
+    async def finished() -> int:
+        manager = QueueManager(settings)
+        try:
+            return sum(await manager.connection().throughput(minutes=5) or [])
+        finally:
+            await manager.shutdown()
+
+    with queue_work(TASKS, env=env, log=tmp_path / "w.log") as worker:
+        worker.wait_ready()
+        dispatch_jobs([{"task": "remember", "args": [i]} for i in range(3)], env)
+        assert wait_for(lambda: asyncio.run(finished()) == 3, timeout=60), worker.output()
