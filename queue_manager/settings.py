@@ -161,6 +161,10 @@ class QueueSettings(BaseSettings):
     )
     dashboard: bool = Field(False, description="serve the dashboard (QUEUE_DASHBOARD=true); off by default")
     dashboard_path: str = Field("/queue", description="where the dashboard is served")
+    dashboard_guard: ImportString[Callable[..., Any]] | None = Field(
+        None,
+        description="a FastAPI dependency every dashboard request must pass (QUEUE_DASHBOARD_GUARD=module:function)",
+    )
     failed: FailedSettings = Field(
         default_factory=FailedSettings, description="where failed jobs are kept (QUEUE_FAILED__DRIVER, __URL, ...)"
     )
