@@ -17,6 +17,10 @@ class MissingExtraError(QueueConfigurationError, ImportError):
     """A driver's broker library is not installed; the message names the extra."""
 
 
+class InvalidDelayError(QueueConfigurationError):
+    """A job's delay (``delay()``, or its ``eta`` / ``delay`` label) is not a finite time within the limit."""
+
+
 class BrokerUnreachableError(ConnectionError):
     """The broker did not answer; the message names host and port, never the password."""
 

@@ -21,17 +21,28 @@ A job that runs longer than ``ack_wait`` is not handed to a second worker
 while it still runs: from delivery until it is acknowledged the worker sends
 an in-progress signal every ``ack_wait / 3`` seconds. If the worker dies, the
 signals stop and the job is redelivered ``ack_wait`` seconds later.
+
+Dispatch during an outage *waits*, at most ``send_timeout`` seconds: a job is
+never handed to nats-py while it is disconnected (nats-py would buffer it and
+send it after the reconnect, after the dispatch had already failed). If the
+server is back in time the job is sent once; if not, ``BrokerUnreachableError``
+says it was **not sent**, and it is not sent later either. When the server
+took the job but no acknowledgement came back in time (a partition), the
+error says the job **may** have been stored: only then can a retry duplicate it.
+
+A message whose ``eta`` header is not a usable time is a poison message
+(recorded as failed and acknowledged), not a crash of the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
-import nats
-from nats.errors import ConnectionClosedError, NoServersError
+from nats.errors import ConnectionClosedError, NoServersError, OutboundBufferLimitError
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
@@ -40,11 +51,13 @@ from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessag
 from taskiq_nats import PullBasedJetStreamBroker
 
 from drivers import labels
-from drivers.delay import due_at, eta_remaining, seconds_until_due
-from drivers.errors import QueueConfigurationError
+from drivers.delay import MIN_DELAY, due_at, eta_remaining
+from drivers.errors import InvalidDelayError, QueueConfigurationError
+from drivers.names import check_queue_name
+from drivers.nats_client import StrictTlsClient, TlsNotOfferedError, connect
 from drivers.nats_results import NatsResults
 from drivers.options import NatsOptions
-from drivers.poison import RejectsPoison
+from drivers.poison import RejectedDelivery, RejectsPoison
 from drivers.reach import scrub, unreachable
 from drivers.spec import BrokerSpec
 
@@ -58,7 +71,17 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     NatsTimeoutError,
     OSError,
     TimeoutError,
+    TlsNotOfferedError,
 )
+RECONNECT_POLL = 0.05  # how often a dispatch waiting for a reconnect looks again
+
+
+class NotSent(ConnectionError):
+    """Why a job was not handed to nats-py at all (so it will not turn up after a reconnect either)."""
+
+
+class NoAcknowledgement(TimeoutError):
+    """The job went out but JetStream did not acknowledge it in time: it may or may not have been stored."""
 
 
 def error_logger(spec: BrokerSpec) -> Any:
@@ -98,6 +121,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
             pull_consume_timeout=options.fetch_timeout,
             **connect_options(spec, options),
         )
+        self.client = StrictTlsClient()  # type: ignore[misc]  # tls:// means TLS (see nats_client)
         self.subscriptions: list[Any] = []
         self.in_flight: dict[int, Any] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -120,7 +144,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Serve these queues, first one first (call before startup)."""
-        self.queues = list(queues)
+        self.queues = [check_queue_name("nats", queue) for queue in queues]
 
     async def startup(self) -> None:
         await ping_with(self.spec, self.options)
@@ -211,14 +235,45 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
 
     async def kick(self, message: BrokerMessage) -> None:
         queue = message.labels.get(labels.QUEUE)
-        subject = self.subject_for(queue) if queue else self.subject
+        subject = self.subject_for(check_queue_name("nats", queue)) if queue else self.subject
         # Labels travel as headers, as taskiq-nats sends them; a delayed job's due time is absolute.
         headers = {key: str(value) for key, value in message.labels.items()}
-        if seconds_until_due(message) is not None:
-            headers[labels.ETA] = str(due_at(message))
+        due = due_at(message)  # InvalidDelayError here, before anything is sent
+        if due is not None and due - time.time() > MIN_DELAY:
+            headers[labels.ETA] = str(due)
         else:
             headers.pop(labels.ETA, None)
-        await self.js.publish(subject, payload=message.message, headers=headers)
+        await self._publish(subject, message.message, headers)
+
+    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
+        """Publish once connected, within ``send_timeout``; never while nats-py is reconnecting (see the module
+        docstring: the error then means "not sent", and stays true)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.send_timeout
+        while not self.client.is_connected:
+            if self.client.is_closed:
+                raise unreachable(self.spec, NotSent("the connection is closed; the job was not sent"))
+            if loop.time() >= deadline:
+                raise unreachable(
+                    self.spec,
+                    NotSent(
+                        f"not connected for send_timeout={self.options.send_timeout:g}s (reconnecting); the job "
+                        "was not sent and will not be sent later: sending it again is safe"
+                    ),
+                )
+            await asyncio.sleep(RECONNECT_POLL)
+        try:
+            await self.js.publish(subject, payload=payload, headers=headers, timeout=max(0.1, deadline - loop.time()))
+        except TimeoutError:  # nats-py's own TimeoutError is one too
+            raise unreachable(
+                self.spec,
+                NoAcknowledgement(
+                    f"no acknowledgement within send_timeout={self.options.send_timeout:g}s: the job may or may "
+                    "not have been stored (check before sending it again)"
+                ),
+            ) from None
+        except (ConnectionClosedError, OutboundBufferLimitError, NoServersError) as error:
+            raise unreachable(self.spec, NotSent(f"{type(error).__name__}: {error}; the job was not sent")) from None
 
     async def deliveries(self) -> AsyncGenerator[AckableMessage, None]:
         timeout = self.pull_consume_timeout if len(self.subscriptions) == 1 else 0.2
@@ -226,14 +281,20 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
             for subscription in self.subscriptions:
                 try:
                     fetched = await subscription.fetch(batch=self.pull_consume_batch, timeout=timeout)
-                except NatsTimeoutError:
+                except (NatsTimeoutError, TimeoutError):  # nats-py raises either when nothing came in time
                     continue
                 except NatsError as error:
                     logger.warning("Queue connection '%s' (nats) fetch failed: %s", self.spec.name, error)
                     await asyncio.sleep(1)
                     continue
                 for message in fetched:
-                    remaining = eta_remaining((message.headers or {}).get(labels.ETA))
+                    try:
+                        remaining = eta_remaining((message.headers or {}).get(labels.ETA))
+                    except InvalidDelayError as error:
+                        yield RejectedDelivery(
+                            data=message.data, ack=message.ack, reason="bad label", error=f"header 'eta': {error}"
+                        )
+                        continue
                     if remaining is not None:
                         await message.nak(delay=remaining)
                         continue
@@ -254,7 +315,7 @@ def results(spec: BrokerSpec) -> AsyncResultBackend[Any]:
 
 async def ping_with(spec: BrokerSpec, options: NatsOptions) -> None:
     try:
-        client = await nats.connect(
+        client = await connect(
             str(spec.url),
             connect_timeout=options.connect_timeout,
             max_reconnect_attempts=1,

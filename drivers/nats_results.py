@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import nats
 from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
@@ -19,6 +18,7 @@ from taskiq.depends.progress_tracker import TaskProgress
 from taskiq.result import TaskiqResult
 from taskiq.serializers import JSONSerializer
 
+from drivers.nats_client import connect
 from drivers.result_errors import ResultBackendNotStartedError, ResultMissingError
 
 ReturnType = TypeVar("ReturnType")
@@ -36,7 +36,7 @@ class NatsResults(AsyncResultBackend[ReturnType]):
         self._kv: KeyValue | None = None
 
     async def startup(self) -> None:
-        self.client = await nats.connect(self.url, **self.connect_options)
+        self.client = await connect(self.url, **self.connect_options)
         js = self.client.jetstream()
         try:
             self._kv = await js.key_value(self.bucket)

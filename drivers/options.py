@@ -6,14 +6,32 @@ unknown keys are an error so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from drivers.names import nats_bucket_problem, nats_name_problem, nats_subject_problem, rabbitmq_name_problem
+
+
+def send_timeout() -> Any:
+    """How long one dispatch may wait for the broker before it fails with BrokerUnreachableError."""
+    return Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="seconds a dispatch waits for the broker (a network partition, an outage) before it fails",
+    )
+
+
+def _name(problem: str | None) -> None:
+    if problem is not None:
+        raise ValueError(problem)
 
 
 class DriverOptions(BaseModel):
-    # Built on first use: an app builds one or two of these, not all five, at boot.
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    # Built on first use: an app builds one or two of these, not all five, at boot. No inf/nan: an endless
+    # timeout is never what was meant.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
 
 
 class RedisCommonOptions(DriverOptions):
@@ -25,7 +43,8 @@ class RedisCommonOptions(DriverOptions):
     fetch_batch: int = Field(
         100, ge=1, le=1000, description="most jobs one fetch takes (never more than the worker has free slots)"
     )
-    socket_connect_timeout: float = Field(5.0, gt=0)
+    socket_connect_timeout: float = Field(5.0, gt=0, le=300)
+    send_timeout: float = send_timeout()
     max_connections: int | None = Field(None, gt=0)
 
 
@@ -33,7 +52,10 @@ class RedisOptions(RedisCommonOptions):
     """Redis list (``redis``) options."""
 
     block_timeout: float = Field(
-        1.0, gt=0, description="seconds an idle worker waits for a job; due delayed jobs are moved at least this often"
+        1.0,
+        gt=0,
+        le=3600,
+        description="seconds an idle worker waits for a job; due delayed jobs are moved at least this often",
     )
     retry_after: float = Field(
         60.0,
@@ -48,13 +70,20 @@ class RedisStreamOptions(RedisCommonOptions):
 
     prefix: str = Field("queues:stream:", description="queue 'default' lives in stream 'queues:stream:default'")
     consumer_group: str = "workers"
-    block_ms: int = Field(1_000, gt=0, description="XREADGROUP block time; due delayed jobs move this often")
-    idle_timeout_ms: int = Field(60_000, gt=0, description="a job unacknowledged this long is re-run")
+    block_ms: int = Field(
+        1_000, gt=0, le=3_600_000, description="XREADGROUP block time; due delayed jobs move this often"
+    )
+    idle_timeout_ms: int = Field(
+        60_000,
+        ge=2_000,
+        description="a job unacknowledged this long is re-run; running jobs are kept fresh every third of it, "
+        "so below 2 s a busy worker's jobs would be reclaimed and run twice",
+    )
     maxlen: int | None = Field(None, gt=0, description="approximate stream length cap; None = no cap")
 
 
 class RabbitMQOptions(DriverOptions):
-    exchange: str = "queues"
+    exchange: str = Field("queues", min_length=1, max_length=200)
     queue_type: Literal["quorum", "classic"] = "quorum"
     max_priority: int | None = Field(
         None, ge=1, le=255, description="classic queues only: declare them with x-max-priority (job label 'priority')"
@@ -64,7 +93,14 @@ class RabbitMQOptions(DriverOptions):
     result_durable: bool = Field(
         False, description="results survive a RabbitMQ restart (durable queues: each result costs ~2x)"
     )
-    connect_timeout: float = Field(5.0, gt=0)
+    connect_timeout: float = Field(5.0, gt=0, le=300)
+    send_timeout: float = send_timeout()
+
+    @field_validator("exchange")
+    @classmethod
+    def _exchange_not_reserved(cls, value: str) -> str:
+        _name(rabbitmq_name_problem(value))
+        return value
 
     @model_validator(mode="after")
     def _priority_needs_classic_queues(self) -> Self:
@@ -77,14 +113,39 @@ class RabbitMQOptions(DriverOptions):
 
 
 class NatsOptions(DriverOptions):
-    stream: str = Field("QUEUES", description="JetStream stream holding every queue's subject")
-    subject_prefix: str = "queues"
-    ack_wait: float = Field(30.0, gt=0, description="seconds before an unacknowledged job is redelivered")
-    fetch_timeout: float = Field(2.0, gt=0, description="seconds one pull request waits for jobs")
+    stream: str = Field("QUEUES", min_length=1, description="JetStream stream holding every queue's subject")
+    subject_prefix: str = Field("queues", min_length=1)
+    ack_wait: float = Field(
+        30.0,
+        ge=2,
+        le=86_400,
+        description="seconds before an unacknowledged job is redelivered; running jobs say 'in progress' every "
+        "third of it, so below 2 s a busy worker's jobs would be redelivered and run twice",
+    )
+    fetch_timeout: float = Field(2.0, gt=0, le=300, description="seconds one pull request waits for jobs")
     fetch_batch: int = Field(10, gt=0, description="jobs one pull request may return")
-    result_bucket: str = Field("queue_results", description="key-value bucket of results")
+    result_bucket: str = Field("queue_results", min_length=1, description="key-value bucket of results")
     result_ttl: float = Field(86_400, gt=0, description="seconds a result is kept (the bucket's TTL, set when made)")
-    connect_timeout: float = Field(5.0, gt=0)
+    connect_timeout: float = Field(5.0, gt=0, le=300)
+    send_timeout: float = send_timeout()
+
+    @field_validator("stream")
+    @classmethod
+    def _stream_name(cls, value: str) -> str:
+        _name(nats_name_problem(value))
+        return value
+
+    @field_validator("result_bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        _name(nats_bucket_problem(value))
+        return value
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        _name(nats_subject_problem(value))
+        return value
 
 
 class MemoryOptions(DriverOptions):

@@ -24,6 +24,7 @@ from taskiq.labels import parse_label
 from taskiq.utils import maybe_awaitable
 
 from drivers import labels
+from drivers.delay import received_delay, received_eta
 
 logger = logging.getLogger("queue_manager.drivers.poison")
 
@@ -52,6 +53,14 @@ class PoisonMessage:
 PoisonHandler = Callable[[PoisonMessage], Awaitable[Any]]
 
 
+class RejectedDelivery(AckableMessage):
+    """A delivery its broker already found unusable (e.g. an ``eta`` header that is not a time): ``listen``
+    records it as poison and acknowledges it, like one the checks below reject."""
+
+    reason: str
+    error: str
+
+
 def _number(value: Any, integer: bool = False, minimum: float | None = None) -> None:
     number = int(value) if integer else float(value)
     if not math.isfinite(number) or (minimum is not None and number < minimum):
@@ -64,8 +73,8 @@ LABEL_CHECKS: dict[str, Callable[[Any], Any]] = {
     labels.RETRIES: lambda v: _number(v, integer=True, minimum=0),
     labels.ATTEMPT: lambda v: _number(v, integer=True, minimum=0),
     labels.TIMEOUT: lambda v: _number(v, minimum=0),
-    labels.ETA: _number,
-    labels.DELAY: _number,
+    labels.ETA: received_eta,  # a number, finite, no further ahead than a dispatch could set
+    labels.DELAY: received_delay,
     labels.PRIORITY: lambda v: _number(v, integer=True, minimum=0),
 }
 
@@ -160,7 +169,7 @@ class RejectsPoison:
         try:
             async for delivery in deliveries:
                 data = delivery.data if isinstance(delivery, AckableMessage) else delivery
-                poison = self.find_poison(data)
+                poison = self._rejected(delivery) if isinstance(delivery, RejectedDelivery) else self.find_poison(data)
                 if poison is None:
                     yield delivery
                 else:
@@ -170,6 +179,15 @@ class RejectsPoison:
         finally:
             self._reusing_formatter().decoded.clear()
             await deliveries.aclose()  # now, not when garbage-collected: it gives back what it holds
+
+    def _rejected(self, delivery: RejectedDelivery) -> PoisonMessage:
+        """What is known of a delivery the broker refused: its task, if the payload decodes."""
+        try:
+            message: TaskiqMessage | None = self._reusing_formatter().inner.loads(delivery.data)
+        except Exception:  # undecodable as well: the raw payload is kept either way
+            message = None
+        name, task_id = (message.task_name, message.task_id) if message is not None else (None, None)
+        return PoisonMessage(delivery.data, delivery.reason, delivery.error, name, task_id, message)
 
     async def _set_aside(self, poison: PoisonMessage) -> None:
         """Record the message as a failed job (a few attempts), or at least log why it is dropped."""

@@ -9,38 +9,91 @@ mandatory with publisher confirms: a job RabbitMQ cannot route is an error at
 dispatch, never a silent loss. A job is acknowledged after it ran, so a killed
 worker's job is delivered again.
 
-Delays use one small delay queue per (queue, delay in whole seconds): its
-``x-message-ttl`` is the delay and it dead-letters into the target queue. A
-queue-wide TTL keeps expiry in order (per-message TTLs only expire at the head
-of a queue, so a long delay would hold back a short one), the job stays in
-RabbitMQ while it waits, and no plugin is needed.
+Delays wait in a bounded set of delay queues shared by every queue of the
+exchange (``rabbitmq_delay``): a queue-wide ``x-message-ttl`` keeps expiry in
+order, the job stays in RabbitMQ while it waits, and no plugin is needed. A job
+that arrives before its ``eta`` (it waited in a shorter bucket, or its delay is
+longer than RabbitMQ's TTL limit) is sent back by the worker for the rest, so
+no job runs early; a job whose ``eta`` header is not a usable time is a poison
+message.
+
+A bad dispatch never breaks the good ones sent with it: names RabbitMQ refuses
+(``amq.*``), impossible delays and priorities are refused before anything is
+sent, and queues are declared on a short-lived channel of their own, so a
+refused declaration (PRECONDITION_FAILED, ACCESS_REFUSED) cannot close the
+channel every publish shares. A dispatch waits at most ``send_timeout``
+seconds (a partition, a stuck server) and then raises BrokerUnreachableError.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from aio_pika import DeliveryMode, ExchangeType, Message
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 from aio_pika.exceptions import AMQPConnectionError
-from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
-from taskiq import AsyncBroker, AsyncResultBackend, BrokerMessage
+from aiormq.exceptions import (
+    ChannelInvalidStateError,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+    DeliveryError,
+)
+from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
+from taskiq_aio_pika.exceptions import NoStartupError
+from taskiq_aio_pika.utils import merge_async_iterables
 
-from drivers import labels
-from drivers.delay import seconds_until_due
-from drivers.errors import QueueConfigurationError
+from drivers import labels, rabbitmq_delay
+from drivers.delay import MIN_DELAY, due_at, eta_remaining
+from drivers.errors import InvalidDelayError, QueueConfigurationError
+from drivers.names import check_queue_name
 from drivers.options import RabbitMQOptions
-from drivers.poison import RejectsPoison
+from drivers.poison import RejectedDelivery, RejectsPoison
+from drivers.rabbitmq_declare import Declarations
 from drivers.rabbitmq_results import RabbitMQResultBackend
 from drivers.reach import unreachable
 from drivers.spec import BrokerSpec
 
+logger = logging.getLogger("queue_manager.drivers.rabbitmq")
+
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (AMQPConnectionError, OSError, asyncio.TimeoutError)
+# The connection is being re-established: nothing was sent.
+NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (AMQPConnectionError, ChannelInvalidStateError)
+MAX_PRIORITY = 255  # AMQP's priority is one octet
+RETRY_PAUSE = 1.0  # before a job that could not be sent back to wait is handed to the next delivery
+
+
+class NoAnswer(TimeoutError):
+    """RabbitMQ accepted the connection but did not answer in time (a network partition, a stuck server)."""
+
+
+def priority_of(message: BrokerMessage) -> int | None:
+    """The job's ``priority`` label as AMQP takes it (0-255); an error for anything else, before sending."""
+    raw = message.labels.get(labels.PRIORITY)
+    if raw in (None, ""):
+        return None
+    try:
+        priority = int(raw)
+    except (TypeError, ValueError):
+        priority = -1
+    if not 0 <= priority <= MAX_PRIORITY:
+        raise QueueConfigurationError(
+            f"A job's priority label must be a whole number from 0 to {MAX_PRIORITY} (AMQP's range), got "
+            f"{str(raw)[:20]!r}."
+        )
+    return priority
 
 
 def dead_letter_queue_name(options: RabbitMQOptions) -> str:
@@ -58,7 +111,7 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
             url=spec.url,
             qos=options.qos,
             exchange=Exchange(name=options.exchange, type=ExchangeType.DIRECT),
-            task_queues=[self._queue(spec.queue)],
+            task_queues=[self._queue(check_queue_name("rabbitmq", spec.queue))],
             dead_letter_queue=Queue(name=dead_letter_queue_name(options), type=self.queue_type),
             timeout=options.connect_timeout,
             # Named, so an operator (or a test) can find this process's connections in rabbitmqctl.
@@ -66,7 +119,8 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
         )
         self.spec = spec
         self.exchange_name = options.exchange
-        self._declared: set[str] = set()
+        self.send_timeout = options.send_timeout
+        self.declarations = Declarations()
         self._exchange_cache: tuple[AbstractChannel, AbstractExchange] | None = None
 
     def _queue(self, name: str) -> Queue:
@@ -74,18 +128,23 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Consume these queues (call before startup)."""
-        self._task_queues = [self._queue(name) for name in queues]
+        self._task_queues = [self._queue(check_queue_name("rabbitmq", name)) for name in queues]
 
     async def startup(self) -> None:
         try:
             await super().startup()
+            # taskiq-aio-pika's channel lets RabbitMQ return an unroutable job unnoticed: ours raises for it.
+            shared = cast(AbstractChannel, self.write_channel)
+            connection = cast(AbstractRobustConnection, self.write_conn)
+            self.write_channel = await connection.channel(on_return_raises=True)
+            await shared.close()
         except CONNECTION_ERRORS as error:
             await self._close_quietly()
             raise unreachable(self.spec, error) from None
         except ChannelPreconditionFailed as error:
             await self._close_quietly()
             raise self._precondition_error(error) from None
-        self._declared = {queue.name for queue in self._task_queues}
+        self.declarations.mark(*(queue.name for queue in self._task_queues))
 
     def _precondition_error(self, error: ChannelPreconditionFailed) -> QueueConfigurationError:
         return QueueConfigurationError(
@@ -111,22 +170,40 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
             )
         return self.write_channel
 
-    async def _exchange_of(self, channel: AbstractChannel) -> AbstractExchange:
+    async def _ready_channel(self) -> AbstractChannel:
+        """The publishing channel, once aio-pika has re-opened it (after a lost connection or a closed channel)."""
+        channel = self._channel()
+        if channel.is_closed and isinstance(channel, AbstractRobustChannel):
+            await channel.ready()
+        return channel
+
+    async def _exchange_of(self, channel: AbstractChannel, name: str | None = None) -> AbstractExchange:
         """The exchange object, made once per channel (taskiq-aio-pika makes one per message)."""
+        if name is not None:
+            return await channel.get_exchange(name, ensure=False)
         cached = self._exchange_cache
         if cached is None or cached[0] is not channel:
             cached = self._exchange_cache = (channel, await channel.get_exchange(self.exchange_name, ensure=False))
         return cached[1]
 
-    async def _ensure_queue(self, name: str) -> None:
-        """Declare a target queue once, bound like the worker's, so a job sent before any worker waits."""
-        if name in self._declared:
-            return
+    # -- declaring, on channels of their own (rabbitmq_declare) -------------------------------------------------
+    async def _declare_apart(self, declare: Callable[[AbstractChannel], Awaitable[None]]) -> None:
+        """``declare`` on a short-lived channel: a refusal closes that channel, not the publishing one."""
+        self._channel()  # not started: the clear error
+        connection = cast(AbstractRobustConnection, self.write_conn)
         try:
-            await self._declare_queues_named(self._channel(), [name])
+            async with connection.channel(publisher_confirms=False) as channel:
+                await declare(channel)
         except ChannelPreconditionFailed as error:
             raise self._precondition_error(error) from None
-        self._declared.add(name)
+
+    async def _ensure_queue(self, name: str) -> None:
+        """Declare a target queue once, bound like the worker's, so a job sent before any worker waits."""
+
+        async def declare(channel: AbstractChannel) -> None:
+            await self._declare_queues_named(channel, [name])
+
+        await self.declarations.once(name, lambda: self._declare_apart(declare))
 
     async def _declare_queues_named(self, channel: AbstractChannel, names: Sequence[str]) -> None:
         saved = self._task_queues
@@ -136,23 +213,22 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
         finally:
             self._task_queues = saved
 
-    async def _delay_queue_for(self, target: str, seconds: int) -> str:
-        name = f"{self.exchange_name}.delay.{target}.{seconds}s"
-        if name not in self._declared:
-            await self._channel().declare_queue(
-                name,
-                durable=True,
-                arguments={
-                    "x-queue-type": "classic",
-                    "x-message-ttl": seconds * 1000,
-                    "x-dead-letter-exchange": self.exchange_name,
-                    "x-dead-letter-routing-key": target,
-                    "x-expires": seconds * 1000 + 600_000,
-                },
-            )
-            self._declared.add(name)
-        return name
+    async def _delay_queue_for(self, bucket: int) -> None:
+        """The bucket's delay queue and its binding to the delay exchange, declared again every few minutes so
+        its ``x-expires`` never deletes it while a job waits in it."""
+        exchange = rabbitmq_delay.exchange_name(self.exchange_name)
+        name = rabbitmq_delay.queue_name(self.exchange_name, bucket)
 
+        async def declare(channel: AbstractChannel) -> None:
+            await channel.declare_exchange(exchange, ExchangeType.HEADERS, durable=True)
+            queue = await channel.declare_queue(
+                name, durable=True, arguments=rabbitmq_delay.queue_arguments(self.exchange_name, bucket)
+            )
+            await queue.bind(exchange, arguments=rabbitmq_delay.binding(bucket))
+
+        await self.declarations.once(name, lambda: self._declare_apart(declare), rabbitmq_delay.REDECLARE_EVERY)
+
+    # -- sending ----------------------------------------------------------------------------------------------
     async def _counted(self, queue: str, clear: bool) -> int:
         self._channel()  # not started: the clear error
         connection = cast(AbstractRobustConnection, self.write_conn)
@@ -175,23 +251,108 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
         return await self._counted(queue, clear=True)
 
     async def kick(self, message: BrokerMessage) -> None:
-        target = message.labels.get(labels.QUEUE) or self.spec.queue
-        await self._ensure_queue(target)
-        channel = self._channel()
-        priority = message.labels.get(labels.PRIORITY)
+        # Everything RabbitMQ would refuse (closing the channel every publish shares) is refused here first.
+        target = check_queue_name("rabbitmq", message.labels.get(labels.QUEUE) or self.spec.queue)
+        priority = priority_of(message)
+        due = due_at(message)
+        # Labels travel as headers, as taskiq-aio-pika sends them; a delayed job's due time is absolute.
+        headers: dict[str, Any] = {"task_id": message.task_id, "task_name": message.task_name, **message.labels}
+        if due is not None and due - time.time() > MIN_DELAY:
+            headers[labels.ETA] = str(due)
+        else:
+            headers.pop(labels.ETA, None)
+            due = None
         amqp_message = Message(
-            body=message.message,
-            # Labels travel as headers, as taskiq-aio-pika sends them.
-            headers={"task_id": message.task_id, "task_name": message.task_name, **message.labels},
-            delivery_mode=DeliveryMode.PERSISTENT,
-            priority=int(priority) if priority not in (None, "") else None,
+            body=message.message, headers=headers, delivery_mode=DeliveryMode.PERSISTENT, priority=priority
         )
-        remaining = seconds_until_due(message)
-        if remaining is None:
+        await self._within_send_timeout(self._send(target, amqp_message, due))
+
+    async def _within_send_timeout(self, sending: Awaitable[None]) -> None:
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await sending
+        except TimeoutError:
+            raise unreachable(
+                self.spec,
+                NoAnswer(
+                    f"no answer within send_timeout={self.send_timeout:g}s (the job may or may not have reached "
+                    "RabbitMQ: check before sending it again; "
+                    f"QUEUE_CONNECTIONS__{self.spec.name.upper()}__OPTIONS__SEND_TIMEOUT sets the wait)"
+                ),
+            ) from None
+        except NOT_SENT_ERRORS as error:
+            raise unreachable(self.spec, error) from None
+
+    async def _send(self, target: str, amqp_message: Message, due: float | None) -> None:
+        await self._ensure_queue(target)
+        if due is not None:
+            return await self._send_delayed(target, amqp_message, due)
+        channel = await self._ready_channel()
+        try:
             await (await self._exchange_of(channel)).publish(amqp_message, routing_key=target, mandatory=True)
+        except DeliveryError:  # unroutable: the queue was deleted meanwhile; declare it again next time
+            self.declarations.forget(target)
+            raise
+
+    async def _send_delayed(self, target: str, amqp_message: Message, due: float) -> None:
+        bucket = rabbitmq_delay.bucket_for(due - time.time())
+        await self._delay_queue_for(bucket)
+        amqp_message.headers[rabbitmq_delay.HEADER] = str(bucket)
+        channel = await self._ready_channel()
+        exchange = await self._exchange_of(channel, rabbitmq_delay.exchange_name(self.exchange_name))
+        try:
+            await exchange.publish(amqp_message, routing_key=target, mandatory=True)
+        except DeliveryError:
+            self.declarations.forget(rabbitmq_delay.queue_name(self.exchange_name, bucket))
+            raise
+
+    # -- receiving --------------------------------------------------------------------------------------------
+    async def deliveries(self) -> AsyncGenerator[AckableMessage, None]:
+        """taskiq-aio-pika's consumer loop, plus the ``eta`` header: a job not due yet goes back to wait."""
+        if self.read_channel is None:
+            raise NoStartupError("Call startup before starting listening.")
+        await self.read_channel.set_qos(prefetch_count=self._qos)
+        declared = await self._declare_queues(self.read_channel)
+        consuming = merge_async_iterables(*(self._consume(queue, arguments) for queue, arguments in declared))
+        async for message in consuming:
+            try:
+                remaining = eta_remaining((message.headers or {}).get(labels.ETA))
+            except InvalidDelayError as error:
+                yield RejectedDelivery(
+                    data=message.body, ack=message.ack, reason="bad label", error=f"header 'eta': {error}"
+                )
+                continue
+            if remaining is None:
+                yield AckableMessage(data=message.body, ack=message.ack)
+            else:
+                await self._wait_again(message, time.time() + remaining)
+
+    @staticmethod
+    async def _consume(queue: AbstractQueue, arguments: dict[str, Any]) -> AsyncGenerator[AbstractIncomingMessage]:
+        try:
+            async with queue.iterator(**arguments) as iterator:
+                async for message in iterator:
+                    yield message
+        except (RuntimeError, asyncio.CancelledError):  # the channel is closing (shutdown), as upstream
+            logger.info("Queue iterator closed during shutdown")
+
+    async def _wait_again(self, message: AbstractIncomingMessage, due: float) -> None:
+        """A job that came before its eta: published to wait for the rest, then acknowledged (at least once)."""
+        target = message.routing_key or self.spec.queue
+        again = Message(
+            body=message.body,
+            headers=dict(message.headers or {}),
+            delivery_mode=DeliveryMode.PERSISTENT,
+            priority=message.priority,
+        )
+        try:
+            await self._within_send_timeout(self._send_delayed(target, again, due))
+        except Exception as error:  # RabbitMQ is in trouble: give it back, and do not spin on it
+            logger.warning("Queue connection '%s' could not hold back an early job: %s", self.spec.name, error)
+            await asyncio.sleep(RETRY_PAUSE)
+            await message.nack(requeue=True)
             return
-        delay_queue = await self._delay_queue_for(target, max(1, math.ceil(remaining)))
-        await channel.default_exchange.publish(amqp_message, routing_key=delay_queue, mandatory=True)
+        await message.ack()
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:

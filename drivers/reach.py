@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import re
+
 from drivers.errors import BrokerUnreachableError
 from drivers.registry import driver_info
 from drivers.spec import BrokerSpec
-from drivers.urls import MASK, host_port, mask_url
+from drivers.urls import MASK, host_port, mask_url, secrets_of, unencoded_userinfo
 
 
 def scrub(text: str, url: str | None) -> str:
-    """Remove the URL's password from text a library produced (some echo the URL back)."""
+    """Remove the URL's password from text a library produced (some echo the URL, or a part of it, back)."""
     if not url:
         return text
-    from urllib.parse import unquote, urlsplit
+    from urllib.parse import unquote
 
     text = text.replace(url, mask_url(url))
-    try:
-        parts = urlsplit(url)
-        secrets = [s for s in (parts.password, parts.username if parts.password is None else None) if s]
-    except ValueError:
-        return text
-    for secret in secrets:
+    for secret in sorted(secrets_of(url), key=len, reverse=True):  # the whole userinfo first, then the password
         text = text.replace(secret, MASK).replace(unquote(secret), MASK)
+        if unencoded_userinfo(url):  # a library that split it at '#', '?' or '/' may show either side
+            for piece in re.split(r"[/?#:]", secret):
+                if len(piece) >= 3:
+                    text = text.replace(piece, MASK)
     return text
 
 

@@ -113,6 +113,7 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
             **connection_kwargs(options, options.block_timeout),
         )
         self.spec = spec
+        self.sending_options(options)
         self.prefix = options.prefix
         self.block_timeout = options.block_timeout
         self.retry_after = options.retry_after

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -25,7 +25,8 @@ from taskiq import AsyncBroker, BrokerMessage
 from taskiq.serializers import JSONSerializer
 
 from drivers import labels
-from drivers.delay import due_at, seconds_until_due
+from drivers.delay import MIN_DELAY, due_at
+from drivers.errors import BrokerUnreachableError
 from drivers.options import RedisCommonOptions
 from drivers.reach import unreachable
 from drivers.redis_batch import RedisBatcher
@@ -33,6 +34,7 @@ from drivers.redis_results import RedisResults
 from drivers.spec import BrokerSpec
 
 logger = logging.getLogger("queue_manager.drivers.redis")
+T = TypeVar("T")
 
 # Errors that mean "the server went away": the worker reconnects instead of dying.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -72,10 +74,11 @@ def connection_kwargs(options: RedisCommonOptions, block_seconds: float) -> dict
     pooled (now dead) connection fails, and a worker would lose the result of a job it ran.
     A few quick retries on a fresh connection cover that.
     """
+    # No socket_keepalive here: redis-py turns it on for TCP itself, and a unix socket (unix:///path.sock)
+    # refuses the argument, which made every command fail.
     return {
         "socket_timeout": block_seconds + 10.0,
         "socket_connect_timeout": options.socket_connect_timeout,
-        "socket_keepalive": True,
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
     }
@@ -92,11 +95,34 @@ def result_backend(spec: BrokerSpec, options: RedisCommonOptions) -> RedisResult
     )
 
 
-async def check_reachable(spec: BrokerSpec, redis: Redis) -> None:
+class NoAnswer(TimeoutError):
+    """The server accepted the connection but did not answer in time (a network partition, a stuck server)."""
+
+
+def no_answer(spec: BrokerSpec, seconds: float, option: str = "send_timeout") -> BrokerUnreachableError:
+    return unreachable(
+        spec,
+        NoAnswer(
+            f"no answer within {option}={seconds:g}s (the job may or may not have reached it: check before "
+            f"sending it again; QUEUE_CONNECTIONS__{spec.name.upper()}__OPTIONS__{option.upper()} sets the wait)"
+        ),
+    )
+
+
+async def bounded(spec: BrokerSpec, seconds: float, work: Awaitable[T], option: str = "send_timeout") -> T:
+    """``work``, or BrokerUnreachableError once ``seconds`` pass or the connection fails: a dispatch never blocks
+    for the minutes redis-py's socket timeouts and retries add up to when the network stops answering."""
     try:
-        await redis.ping()
+        async with asyncio.timeout(seconds):
+            return await work
+    except TimeoutError:
+        raise no_answer(spec, seconds, option) from None
     except CONNECTION_ERRORS as error:
         raise unreachable(spec, error) from None
+
+
+async def check_reachable(spec: BrokerSpec, redis: Redis, seconds: float) -> None:
+    await bounded(spec, seconds, redis.ping(), "socket_connect_timeout")
 
 
 async def reconnect_pause(spec: BrokerSpec, error: BaseException, delay: float) -> float:
@@ -117,6 +143,8 @@ class RedisSending:
 
     spec: BrokerSpec
     connection_pool: Any
+    send_timeout: float = 5.0
+    connect_timeout: float = 5.0
 
     def key_for(self, queue: str | None) -> str:
         raise NotImplementedError
@@ -159,31 +187,30 @@ class RedisSending:
     def sender(self) -> Redis:
         return Redis(connection_pool=self.connection_pool)
 
+    def sending_options(self, options: RedisCommonOptions) -> None:
+        self.send_timeout = options.send_timeout
+        self.connect_timeout = options.socket_connect_timeout + options.send_timeout
+
     async def startup(self) -> None:
-        await check_reachable(self.spec, self.sender)
+        await check_reachable(self.spec, self.sender, self.connect_timeout)
         await super().startup()  # type: ignore[misc]
 
     def _send(self, redis: Any, message: BrokerMessage) -> Any:
         key = self.key_for(message.labels.get(labels.QUEUE))
-        if seconds_until_due(message) is None:
+        due = due_at(message)  # InvalidDelayError here, before anything is sent
+        if due is None or due - time.time() <= MIN_DELAY:
             return self.push(redis, key, message)
-        return redis.zadd(delayed_key(key), {message.message: due_at(message)})
+        return redis.zadd(delayed_key(key), {message.message: due})
 
     async def kick(self, message: BrokerMessage) -> None:
-        try:
-            await self._send(self.sender, message)
-        except CONNECTION_ERRORS as error:
-            raise unreachable(self.spec, error) from None
+        await bounded(self.spec, self.send_timeout, self._send(self.sender, message))
 
     async def kick_many(self, messages: Sequence[BrokerMessage]) -> None:
         """Send many jobs in one round trip (``Connection.bulk``)."""
-        try:
-            async with self.sender.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    self._send(pipe, message)
-                await pipe.execute()
-        except CONNECTION_ERRORS as error:
-            raise unreachable(self.spec, error) from None
+        async with self.sender.pipeline(transaction=False) as pipe:
+            for message in messages:
+                self._send(pipe, message)
+            await bounded(self.spec, self.send_timeout, pipe.execute())
 
 
 def build_with(spec: BrokerSpec, options_type: type[RedisCommonOptions], broker_type: Any) -> AsyncBroker:
@@ -209,6 +236,6 @@ async def ping_with(spec: BrokerSpec, options_type: type[RedisCommonOptions]) ->
     options = options_type.model_validate(dict(spec.options))
     redis = Redis.from_url(str(spec.url), socket_connect_timeout=options.socket_connect_timeout)
     try:
-        await check_reachable(spec, redis)
+        await check_reachable(spec, redis, options.socket_connect_timeout + options.send_timeout)
     finally:
         await redis.aclose()

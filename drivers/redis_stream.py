@@ -95,6 +95,7 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
             **connection_kwargs(options, options.block_ms / 1000),
         )
         self.spec = spec
+        self.sending_options(options)
         self.prefix = options.prefix
         self.delayed = DelayedJobs(MIGRATE_DUE_TO_STREAM, [options.maxlen or 0])
         self.streams = [self.queue_name]

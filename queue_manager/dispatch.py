@@ -16,6 +16,7 @@ from taskiq.kicker import AsyncKicker
 
 from drivers import QueueConfigurationError
 from drivers import labels as wire
+from drivers.delay import checked_due, due_from
 from queue_manager.context import current_manager
 from queue_manager.settings import queue_name_rule
 
@@ -77,10 +78,13 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         return self
 
     def delay(self, when: Delay) -> Self:
-        self.labels[wire.ETA] = due_timestamp(when)
+        """A delay no driver can honour (infinite, NaN, beyond ``drivers.delay.MAX_DELAY``: 366 days) raises
+        InvalidDelayError here, before anything is sent; every broker's ``kick`` checks the same rule."""
+        self.labels[wire.ETA] = checked_due(due_timestamp(when))
         return self
 
     def with_labels(self, **labels: Any) -> Self:
+        due_from(labels)  # TaskIQ's delay label, or an eta, is checked like delay()
         self.labels.update(labels)
         return self
 

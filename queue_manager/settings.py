@@ -21,12 +21,15 @@ from pydantic import (
     ImportString,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from drivers import BrokerSpec, QueueConfigurationError, mask_url
+from drivers import DRIVERS, BrokerSpec, QueueConfigurationError, mask_url
+from drivers.names import queue_name_problem
+from drivers.urls import has_host, unencoded_userinfo
 from queue_manager.failed.settings import FailedSettings
 
 DEFAULT_CONNECTIONS: tuple[str, ...] = ("redis", "redis_stream", "rabbitmq", "nats", "memory")
@@ -91,10 +94,34 @@ class ConnectionSettings(BaseModel):
     )
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("url")
+    @classmethod
+    def _readable_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """A URL the broker library would misread (and whose password would leak in pieces) fails here."""
+        url = value.get_secret_value() if value is not None else ""
+        if not url:
+            return value
+        if unencoded_userinfo(url):
+            raise ValueError(
+                "the URL's username or password holds a '#', '?' or '/' that is not percent-encoded, so the URL "
+                "cannot be read (everything after it would be taken for the path). Percent-encode the password: "
+                "'#' is %23, '?' is %3F, '/' is %2F (urllib.parse.quote(password, safe='')), in "
+                "QUEUE_CONNECTIONS__<NAME>__URL or the driver's variable (REDIS_URL, RABBITMQ_URL, NATS_URL)"
+            )
+        known = DRIVERS.get(str(info.data.get("driver")))
+        network = known is not None and bool(known.schemes) and url_scheme(url) not in ("unix", "")
+        if network and not has_host(url):
+            raise ValueError("the URL names no host: add the server's (scheme://[user:password@]host[:port]/...)")
+        return value
+
     @field_validator("queue")
     @classmethod
-    def _plain_queue_name(cls, value: str) -> str:
-        return queue_name_rule(value)
+    def _plain_queue_name(cls, value: str, info: ValidationInfo) -> str:
+        queue_name_rule(value)
+        problem = queue_name_problem(str(info.data.get("driver")), value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @property
     def url_value(self) -> str | None:

@@ -289,3 +289,166 @@ def private_mariadb(database: str = "tests") -> Iterator[PrivateMariaDB]:
             server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+class TcpProxy:
+    """A TCP proxy on a free loopback port in front of a server, to play a network partition.
+
+    ``black_hole()`` keeps every connection open (and accepts new ones) but stops forwarding bytes both
+    ways, as a partition where TCP stays up and nothing answers; ``heal()`` forwards again, bytes held
+    meanwhile included (TCP retransmits them after a real partition). Runs its own event loop in a thread,
+    so sync and async tests can use it.
+    """
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._loop: Any = None
+        self._gate: Any = None
+        self._stopping: Any = None
+        self._thread: Any = None
+        self._writers: set[Any] = set()
+        self._handlers: set[Any] = set()
+        self.sent = bytearray()  # every byte clients sent through the proxy, to check what went over the wire
+
+    def start(self) -> None:
+        import asyncio
+        import threading
+
+        ready = threading.Event()
+
+        async def main() -> None:
+            self._gate, self._stopping = asyncio.Event(), asyncio.Event()
+            self._gate.set()
+            server = await asyncio.start_server(self._connected, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            await self._stopping.wait()
+            server.close()
+            self._gate.set()
+            for writer in list(self._writers):
+                writer.close()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(main())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="tcp-proxy", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise TimeoutError("the TCP proxy did not start")
+
+    async def _connected(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        current = asyncio.current_task()
+        self._handlers.add(current)
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            self._handlers.discard(current)
+            return
+        self._writers.update((writer, upstream_writer))
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer, self.sent), self._pipe(upstream_reader, writer), return_exceptions=True
+        )
+        for each in (writer, upstream_writer):
+            self._writers.discard(each)
+            each.close()
+        self._handlers.discard(current)
+
+    async def _pipe(self, reader: Any, writer: Any, record: bytearray | None = None) -> None:
+        try:
+            while data := await reader.read(65536):
+                if record is not None:
+                    record.extend(data)
+                await self._gate.wait()  # black-holed: hold the bytes (and stop reading) until healed
+                if self._stopping.is_set():
+                    break
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def black_hole(self) -> None:
+        self._loop.call_soon_threadsafe(self._gate.clear)
+
+    def heal(self) -> None:
+        self._loop.call_soon_threadsafe(self._gate.set)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+            self._thread.join(10)
+
+
+@contextmanager
+def tcp_proxy(target_port: int, target_host: str = "127.0.0.1") -> Iterator[TcpProxy]:
+    """A ``TcpProxy`` in front of ``target_host:target_port`` for the duration of the block."""
+    proxy = TcpProxy(target_port, target_host)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+class PrivateUnixRedis:
+    """A redis-server listening only on a unix socket (``--port 0``), in a short temp dir of its own."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "redis.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}?db=0"
+
+    def start(self, timeout: float = 20) -> None:
+        command = ["redis-server", "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.root)]
+        with (self.root / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"redis-server on {self.socket} did not start: {(self.root / 'redis.log').read_text()}"
+                )
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(0.5)
+            try:
+                sock.connect(str(self.socket))
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextmanager
+def private_unix_redis() -> Iterator[PrivateUnixRedis]:
+    """A private redis-server on a unix socket (the path stays short: sockets are limited to ~100 bytes)."""
+    root = Path(tempfile.mkdtemp(prefix="qredis-"))
+    server = PrivateUnixRedis(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -13,7 +13,7 @@ from taskiq.kicker import AsyncKicker
 
 from queue_manager import BulkDispatchError, QueueManager, task
 from queue_manager.settings import load_settings
-from tests.helpers import SERVER_DRIVERS, cleanup_queue, queued
+from tests.helpers import SERVER_DRIVERS, cleanup_queue, queued, unique
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -110,7 +110,8 @@ async def test_rabbitmq_sends_labels_as_headers_and_holds_back_a_taskiq_delay(
 ) -> None:
     import aio_pika
 
-    connection = manager_on("rabbitmq").connection()
+    exchange = unique("x")  # its delay queues are this test's own
+    connection = manager_on("rabbitmq", exchange=exchange).connection()
     await connection.dispatch(numbered, 1).with_labels(tenant="acme")
     await connection.dispatch(numbered, 2).with_labels(delay=30)
     async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as amqp:
@@ -122,9 +123,15 @@ async def test_rabbitmq_sends_labels_as_headers_and_holds_back_a_taskiq_delay(
         assert headers["tenant"] == "acme" and headers["task_name"] == numbered.task_name
         assert json.loads(message.body)["args"] == [1]
         assert await queue.get(no_ack=True, fail=False) is None, "the job with delay=30 is not ready yet"
-        delayed = await channel.declare_queue(f"queues.delay.{queue_name}.30s", passive=True)
+        # it waits in the exchange's 30 s delay queue (shared by every queue of the exchange), due at an absolute time
+        delayed = await channel.declare_queue(f"{exchange}.delay.30s", passive=True)
         assert delayed.declaration_result.message_count == 1
-        await channel.queue_delete(delayed.name)
+        waiting = await delayed.get(no_ack=True, fail=True)
+        assert waiting is not None and waiting.routing_key == queue_name and "eta" in (waiting.headers or {})
+        for name in (delayed.name, f"{exchange}.dead_letter"):
+            await channel.queue_delete(name)
+        for name in (f"{exchange}.delay", exchange):
+            await channel.exchange_delete(name)
 
 
 async def test_rabbitmq_priority_label_orders_a_priority_queue(

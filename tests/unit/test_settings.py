@@ -235,3 +235,46 @@ def test_a_variable_that_must_be_json_and_is_not_is_named_without_its_value(
     with pytest.raises(QueueConfigurationError, match=f"{name} must hold JSON") as caught:
         QueueSettings()
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("REDIS_URL", "redis://:p4ss#w0rd@127.0.0.1:6379/0"),
+        ("REDIS_URL", "redis://user:p4ss?w0rd@127.0.0.1:6379/0"),
+        ("RABBITMQ_URL", "amqp://guest:p4ss/w0rd@127.0.0.1:5672/"),
+        ("NATS_URL", "nats://user:p4ss#w0rd@127.0.0.1:4222"),
+        ("QUEUE_CONNECTIONS__JOBS__URL", "amqp://guest:p4ss#w0rd@rabbit:5672/"),
+    ],
+)
+def test_a_url_whose_password_is_not_percent_encoded_fails_at_boot_without_echoing_it(
+    clean_env: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    clean_env.setenv(variable, url)
+    if variable.startswith("QUEUE_CONNECTIONS__JOBS"):
+        clean_env.setenv("QUEUE_CONNECTIONS__JOBS__DRIVER", "rabbitmq")
+    with pytest.raises(QueueConfigurationError) as caught:
+        QueueSettings()
+    message = str(caught.value)
+    assert "percent-encode" in message and "%23" in message, message
+    assert "p4ss" not in message and "w0rd" not in message, message
+
+
+def test_a_percent_encoded_password_with_those_characters_is_fine_and_masked(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("REDIS_URL", "redis://:p4ss%23w0rd%2Fx%3F@127.0.0.1:6379/0")
+    settings = QueueSettings()
+    assert settings.connections["redis"].url_value == "redis://:p4ss%23w0rd%2Fx%3F@127.0.0.1:6379/0"
+    assert "p4ss" not in repr(settings) and "w0rd" not in repr(settings)
+
+
+@pytest.mark.parametrize("url", ["redis://", "redis:///0", "amqp://guest:guest@/", "nats://"])
+def test_a_url_without_a_host_fails_at_boot(clean_env: pytest.MonkeyPatch, url: str) -> None:
+    driver = {"redis": "redis", "amqp": "rabbitmq", "nats": "nats"}[url.split(":")[0]]
+    with pytest.raises(QueueConfigurationError, match="no host") as caught:
+        load_settings({"connections": {driver: {"url": url}}})
+    assert "guest:guest" not in str(caught.value)
+
+
+def test_a_unix_socket_url_needs_no_host(clean_env: pytest.MonkeyPatch) -> None:
+    settings = load_settings({"connections": {"redis": {"url": "unix:///run/redis.sock?db=2"}}})
+    assert settings.connections["redis"].url_value == "unix:///run/redis.sock?db=2"

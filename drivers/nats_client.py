@@ -1,0 +1,42 @@
+"""The nats-py client, except that a ``tls://`` URL means TLS or no connection at all.
+
+nats-py upgrades a connection to TLS only when the server's INFO says ``tls_required``: given
+``tls://`` and a server without TLS (or an attacker answering for it), it carries on in plaintext and
+sends the URL's credentials in the clear. Here a ``tls://`` server must offer TLS (``tls_required`` or
+``tls_available``): the upgrade is then forced, and otherwise the attempt fails before CONNECT, so
+nothing (credentials included) is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+
+
+class TlsNotOfferedError(NatsError):
+    """The server of a ``tls://`` URL does not offer TLS: refused before anything was sent."""
+
+    def __str__(self) -> str:
+        return (
+            "the URL asks for TLS (tls://) but the server does not offer it: not connected, nothing sent "
+            "(credentials included). Enable TLS on the NATS server, or use nats:// if plaintext is intended"
+        )
+
+
+class StrictTlsClient(Client):
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        server = self._current_server
+        if initial_connection and server is not None and server.uri.scheme == "tls":
+            if not (info.get("tls_required") or info.get("tls_available")):
+                raise TlsNotOfferedError
+            info["tls_required"] = True  # nats-py reads this (the same dict) to decide on the upgrade
+        await super()._process_info(info, initial_connection)
+
+
+async def connect(url: str, **options: Any) -> Client:
+    """``nats.connect`` with the strict client."""
+    client = StrictTlsClient()
+    await client.connect(url, **options)
+    return client
