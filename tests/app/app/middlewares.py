@@ -14,7 +14,14 @@ class Recorder(TaskiqMiddleware):
 
 
 def metrics() -> TaskiqMiddleware:
-    """TaskIQ's Prometheus middleware, serving on $METRICS_PORT in the worker."""
+    """TaskIQ's Prometheus middleware, serving on $METRICS_PORT in the worker, its multiprocess files in
+    $RECORD_DIR (by default they live in /tmp/taskiq_worker and add up across runs)."""
+    from pathlib import Path
+
     from taskiq.middlewares.prometheus_middleware import PrometheusMiddleware
 
-    return PrometheusMiddleware(server_port=int(os.environ["METRICS_PORT"]), server_addr="127.0.0.1")
+    return PrometheusMiddleware(
+        metrics_path=Path(os.environ["RECORD_DIR"]) / "metrics",
+        server_port=int(os.environ["METRICS_PORT"]),
+        server_addr="127.0.0.1",
+    )
