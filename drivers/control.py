@@ -15,6 +15,11 @@ from typing import Any
 from taskiq import AsyncBroker
 
 
+def paused_key(queue: str) -> str:
+    """The control value that marks ``queue`` paused (``Connection.pause`` sets it, workers read it)."""
+    return f"paused:{queue}"
+
+
 class ControlState(ABC):
     """Named values shared by the processes of one connection; None when unset."""
 

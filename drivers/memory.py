@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from taskiq import AsyncBroker, BrokerMessage, InMemoryBroker
 from taskiq.exceptions import UnknownTaskError
 
+from drivers.contract import QueueCounts
 from drivers.delay import seconds_until_due
 from drivers.options import MemoryOptions
 from drivers.spec import BrokerSpec
@@ -58,6 +59,10 @@ class MemoryBroker(InMemoryBroker):
     async def size(self, queue: str) -> int:
         """Delayed jobs not yet due (any other job ran, or is running, as it was dispatched)."""
         return len(self._delayed)
+
+    async def counts(self, queue: str) -> QueueCounts:
+        """Nothing waits: every job runs where it is dispatched; delayed ones wait on the event loop."""
+        return QueueCounts(0, len(self._delayed), None)
 
     async def clear(self, queue: str) -> int:
         """Cancel the delayed jobs not yet due; returns how many."""

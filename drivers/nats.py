@@ -46,17 +46,19 @@ from nats.errors import ConnectionClosedError, NoServersError, OutboundBufferLim
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 from taskiq_nats import PullBasedJetStreamBroker
 
 from drivers import labels
+from drivers.contract import QueueCounts
 from drivers.delay import MIN_DELAY, due_at, eta_remaining
 from drivers.errors import InvalidDelayError, QueueConfigurationError
 from drivers.names import check_queue_name
 from drivers.nats_client import StrictTlsClient, TlsNotOfferedError, connect
 from drivers.nats_results import NatsResults
 from drivers.options import NatsOptions
+from drivers.pausing import IDLE_WHILE_PAUSED, PausedQueues
 from drivers.poison import RejectedDelivery, RejectsPoison
 from drivers.reach import scrub, unreachable
 from drivers.spec import BrokerSpec
@@ -106,6 +108,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
         self.spec = spec
         self.options = options
         self.queues = [spec.queue]
+        self.pausing = PausedQueues(self)
         super().__init__(
             servers=str(spec.url),
             subject=self.subject_for(spec.queue),
@@ -227,6 +230,16 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
         info = await self.js.stream_info(self.options.stream, subjects_filter=subject)
         return int((info.state.subjects or {}).get(subject, 0))
 
+    async def counts(self, queue: str) -> QueueCounts:
+        """From the queue's durable consumer: not yet delivered (waiting), delivered and not acknowledged
+        (reserved: running, or a delayed job handed back until due). Before any worker made the consumer,
+        every job in the subject is waiting."""
+        try:
+            info = await self.js.consumer_info(self.options.stream, self.durable_for(queue))
+        except NotFoundError:
+            return QueueCounts(await self.size(queue), None, 0)
+        return QueueCounts(int(info.num_pending or 0), None, int(info.num_ack_pending or 0))
+
     async def clear(self, queue: str) -> int:
         """Purge ``queue``'s subject from the stream; returns how many jobs it held just before."""
         count = await self.size(queue)
@@ -278,7 +291,13 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
     async def deliveries(self) -> AsyncGenerator[AckableMessage, None]:
         timeout = self.pull_consume_timeout if len(self.subscriptions) == 1 else 0.2
         while True:
-            for subscription in self.subscriptions:
+            paused = await self.pausing.of(self.queues)
+            if len(paused) == len(self.queues):
+                await asyncio.sleep(IDLE_WHILE_PAUSED)
+                continue
+            for queue, subscription in zip(self.queues, self.subscriptions, strict=True):
+                if queue in paused:
+                    continue
                 try:
                     fetched = await subscription.fetch(batch=self.pull_consume_batch, timeout=timeout)
                 except (NatsTimeoutError, TimeoutError):  # nats-py raises either when nothing came in time

@@ -56,10 +56,12 @@ from taskiq_aio_pika.exceptions import NoStartupError
 from taskiq_aio_pika.utils import merge_async_iterables
 
 from drivers import labels, rabbitmq_delay
+from drivers.contract import QueueCounts
 from drivers.delay import MIN_DELAY, due_at, eta_remaining
 from drivers.errors import InvalidDelayError, QueueConfigurationError
 from drivers.names import check_queue_name
 from drivers.options import RabbitMQOptions
+from drivers.pausing import IDLE_WHILE_PAUSED, PausedQueues
 from drivers.poison import RejectedDelivery, RejectsPoison
 from drivers.rabbitmq_declare import Declarations
 from drivers.rabbitmq_results import RabbitMQResultBackend
@@ -118,6 +120,7 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
             client_properties={"connection_name": f"fastapi-startkit-queue {spec.name}/{spec.queue} pid {os.getpid()}"},
         )
         self.spec = spec
+        self.pausing = PausedQueues(self)
         self.exchange_name = options.exchange
         self.send_timeout = options.send_timeout
         self.declarations = Declarations()
@@ -327,14 +330,32 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
             else:
                 await self._wait_again(message, time.time() + remaining)
 
-    @staticmethod
-    async def _consume(queue: AbstractQueue, arguments: dict[str, Any]) -> AsyncGenerator[AbstractIncomingMessage]:
+    async def _consume(
+        self, queue: AbstractQueue, arguments: dict[str, Any]
+    ) -> AsyncGenerator[AbstractIncomingMessage]:
+        """Consume ``queue``; while it is paused (``queue:pause``) its consumer is cancelled, so RabbitMQ sends
+        this worker nothing from it (what was delivered but not started goes back to the queue)."""
         try:
-            async with queue.iterator(**arguments) as iterator:
-                async for message in iterator:
-                    yield message
+            while True:
+                if await self._paused(queue.name):
+                    await asyncio.sleep(IDLE_WHILE_PAUSED)
+                    continue
+                async with queue.iterator(**arguments) as iterator:
+                    async for message in iterator:
+                        if await self._paused(queue.name):
+                            await message.nack(requeue=True)
+                            break  # leaving the iterator cancels the consumer and requeues its prefetch
+                        yield message
         except (RuntimeError, asyncio.CancelledError):  # the channel is closing (shutdown), as upstream
             logger.info("Queue iterator closed during shutdown")
+
+    async def _paused(self, queue: str) -> bool:
+        return queue in await self.pausing.of([q.name for q in self._task_queues])
+
+    async def counts(self, queue: str) -> QueueCounts:
+        """Ready jobs only: RabbitMQ tells no per-queue count of unacknowledged jobs over AMQP, and delayed
+        jobs wait in delay queues shared by every queue."""
+        return QueueCounts(await self.size(queue), None, None)
 
     async def _wait_again(self, message: AbstractIncomingMessage, due: float) -> None:
         """A job that came before its eta: published to wait for the rest, then acknowledged (at least once)."""

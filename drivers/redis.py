@@ -34,9 +34,12 @@ from redis.exceptions import NoScriptError
 from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 from taskiq_redis import ListQueueBroker
 
+from drivers.contract import QueueCounts
 from drivers.in_flight import InFlight
 from drivers.options import RedisOptions
+from drivers.pausing import IDLE_WHILE_PAUSED, PausedQueues
 from drivers.poison import RejectsPoison
+from drivers.reach import unreachable
 from drivers.redis_batch import RedisBatcher
 from drivers.redis_common import (
     CONNECTION_ERRORS,
@@ -123,6 +126,7 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
             options.retry_after / 3, self._extend, options.fetch_batch
         )
         self.batcher = RedisBatcher(self.sender)
+        self.pausing = PausedQueues(self)
         self._fetch_sha = sha1(FETCH.encode()).hexdigest()
         self._release = self.sender.register_script(RELEASE)
 
@@ -136,6 +140,19 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
     def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
         return redis.lpush(key, message.message)
 
+    async def counts(self, queue: str) -> QueueCounts:
+        """Waiting in the list, delayed (not due yet), reserved (fetched by a worker and not finished)."""
+        key = self.key_for(queue)
+        try:
+            async with self.sender.pipeline(transaction=True) as pipe:
+                pipe.llen(key)
+                pipe.zcard(delayed_key(key))
+                pipe.zcard(reserved_key(key))
+                waiting, delayed, reserved = await pipe.execute()
+        except CONNECTION_ERRORS as error:
+            raise unreachable(self.spec, error) from None
+        return QueueCounts(int(waiting), int(delayed), int(reserved))
+
     def length(self, pipe: Any, key: str) -> Any:
         return pipe.llen(key)
 
@@ -144,13 +161,17 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
 
     # -- receiving -----------------------------------------------------------------------------
     async def deliveries(self) -> AsyncGenerator[AckableMessage, None]:
-        keys = [self.key_for(queue) for queue in self.queues]
         fetched: deque[tuple[int, bytes]] = deque()  # reserved, not handed to the worker yet
         delay = RECONNECT_BACKOFF[0]
         try:
             while True:
                 try:
                     if not fetched:
+                        paused = await self.pausing.of(self.queues)
+                        keys = [self.key_for(queue) for queue in self.queues if queue not in paused]
+                        if not keys:
+                            await asyncio.sleep(IDLE_WHILE_PAUSED)
+                            continue
                         fetched.extend(await self._take(keys, self.in_flight.fetch_size()))
                         delay = RECONNECT_BACKOFF[0]
                         if not fetched:

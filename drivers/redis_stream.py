@@ -34,6 +34,7 @@ read several queues' streams at once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -44,9 +45,12 @@ from redis.exceptions import ResponseError
 from taskiq import AckableMessage, AsyncBroker, AsyncResultBackend, BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
+from drivers.contract import QueueCounts
 from drivers.in_flight import InFlight
 from drivers.options import RedisStreamOptions
+from drivers.pausing import IDLE_WHILE_PAUSED, PausedQueues
 from drivers.poison import RejectsPoison
+from drivers.reach import unreachable
 from drivers.redis_batch import RedisBatcher
 from drivers.redis_common import (
     CONNECTION_ERRORS,
@@ -55,6 +59,7 @@ from drivers.redis_common import (
     RedisSending,
     build_with,
     connection_kwargs,
+    delayed_key,
     ping_with,
     reconnect_pause,
     results_with,
@@ -98,7 +103,9 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
         self.sending_options(options)
         self.prefix = options.prefix
         self.delayed = DelayedJobs(MIGRATE_DUE_TO_STREAM, [options.maxlen or 0])
+        self.queues = [spec.queue]
         self.streams = [self.queue_name]
+        self.pausing = PausedQueues(self)
         # every entry read and not finished; the heartbeat keeps their idle time low
         self.in_flight: InFlight[Entry] = InFlight(self.idle_timeout / 3000, self._keep_fresh, options.fetch_batch)
         self.batcher = RedisBatcher(self.sender)
@@ -106,6 +113,7 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Read these queues' streams (call before the worker starts listening)."""
+        self.queues = list(queues)
         self.streams = [self.key_for(queue) for queue in queues]
         self.queue_name = self.streams[0]
 
@@ -118,6 +126,20 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
 
     def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
         return redis.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
+
+    async def counts(self, queue: str) -> QueueCounts:
+        """Entries not yet read (waiting), read and not acknowledged (reserved: running, or about to), delayed."""
+        key = self.key_for(queue)
+        try:
+            async with self.sender.pipeline(transaction=False) as pipe:
+                pipe.xlen(key)
+                pipe.zcard(delayed_key(key))
+                pipe.xpending(key, self.consumer_group_name)
+                entries, delayed, pending = await pipe.execute(raise_on_error=False)
+        except CONNECTION_ERRORS as error:
+            raise unreachable(self.spec, error) from None
+        reserved = int(pending["pending"]) if isinstance(pending, dict) else 0  # NOGROUP: no worker yet
+        return QueueCounts(int(entries) - reserved, int(delayed), reserved)
 
     def length(self, pipe: Any, key: str) -> Any:
         """A job leaves the stream when it is acknowledged: the count includes jobs running now."""
@@ -160,13 +182,18 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
         the oldest), then due delayed jobs moved in and new entries (without blocking, riding with the
         acknowledgements; blocking if there are none)."""
         taken: list[tuple[int, bytes]] = []
+        paused = await self.pausing.of(self.queues)
+        active = [stream for queue, stream in zip(self.queues, self.streams, strict=True) if queue not in paused]
+        if not active:
+            await asyncio.sleep(IDLE_WHILE_PAUSED)
+            return taken
         if time.monotonic() - self._last_claim >= CLAIM_EVERY:
             self._last_claim = time.monotonic()
-            taken += await self._reclaim(wanted)
+            taken += await self._reclaim(active, wanted)
             if len(taken) >= wanted:
                 return taken
-        await self.delayed.migrate(self.sender, self.streams)
-        streams: dict[Any, Any] = dict.fromkeys(self.streams, ">")
+        await self.delayed.migrate(self.sender, active)
+        streams: dict[Any, Any] = dict.fromkeys(active, ">")
         count = wanted - len(taken)
         read: Any = await self.batcher.add(
             lambda pipe: pipe.xreadgroup(self.consumer_group_name, self.consumer_name, streams, count=count)
@@ -184,10 +211,10 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
             job = b"stream entry without a data field: " + repr(fields).encode()
         return self.in_flight.add((stream, msg_id, job)), job
 
-    async def _reclaim(self, wanted: int) -> list[tuple[int, bytes]]:
+    async def _reclaim(self, streams: Sequence[str], wanted: int) -> list[tuple[int, bytes]]:
         """XAUTOCLAIM entries idle past the idle timeout (their worker died), and forget dead consumers."""
         taken: list[tuple[int, bytes]] = []
-        for stream in self.streams:
+        for stream in streams:
             claimed: Any = await self.sender.xautoclaim(
                 stream,
                 self.consumer_group_name,

@@ -19,7 +19,7 @@ from taskiq.kicker import AsyncKicker
 
 from drivers import BrokerSpec, QueueConfigurationError
 from drivers.contract import CountsQueues, QueueCounts, ReportsCounts
-from drivers.control import ControlState, control_for
+from drivers.control import ControlState, control_for, paused_key
 from queue_manager.dispatch import PendingDispatch, check_queue_name
 from queue_manager.errors import BulkDispatchError
 from queue_manager.sending import kiq_many
@@ -237,11 +237,6 @@ class Connection:
 def throughput_key(queue: str, minute: int) -> str:
     """The counter of jobs finished on ``queue`` during ``minute`` (minutes since the epoch)."""
     return f"throughput:{queue}:{minute}"
-
-
-def paused_key(queue: str) -> str:
-    """The control value that marks ``queue`` paused (workers read it, ``pause``/``resume`` set it)."""
-    return f"paused:{queue}"
 
 
 class _Started(ControlState):

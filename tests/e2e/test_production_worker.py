@@ -254,3 +254,25 @@ def test_workers_count_finished_jobs_per_minute(
         worker.wait_ready()
         dispatch_jobs([{"task": "remember", "args": [i]} for i in range(3)], env)
         assert wait_for(lambda: asyncio.run(finished()) == 3, timeout=60), worker.output()
+
+
+@pytest.mark.parametrize("driver", SERVER_DRIVERS)
+def test_a_paused_queue_is_not_worked_until_resumed(
+    driver: str, queues: dict[str, str], record_dir: Path, tmp_path: Path
+) -> None:
+    env = connections_env(queues, record_dir, driver)
+    target = f"{driver}:{queues[driver]}"
+    with queue_work(TASKS, env=env, log=tmp_path / "w.log") as worker:
+        worker.wait_ready()
+        paused = run_python("artisan", "queue:pause", target, env=env)
+        assert paused.returncode == 0 and "paused" in paused.stdout, paused.stdout + paused.stderr
+        if driver != "rabbitmq":  # a polling worker notices within a second; RabbitMQ's when a job arrives
+            assert wait_for(lambda: "is paused: taking no new jobs" in worker.output(), timeout=15), worker.output()
+        dispatch_jobs([{"task": "remember", "args": [i]} for i in range(3)], env, wait=False)
+        assert not wait_for(lambda: ran_jobs(record_dir), timeout=5), "a job of a paused queue ran"
+        assert asyncio.run(queued(driver, queues[driver])) == 3, "dispatching to a paused queue still enqueues"
+        sizes = run_python("artisan", "queue:size", target, env=env).stdout
+        assert " yes " in sizes, sizes
+        resumed = run_python("artisan", "queue:resume", target, env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        assert wait_for(lambda: len(ran_jobs(record_dir)) == 3, timeout=30), worker.output()

@@ -130,10 +130,11 @@ async def test_counts_match_the_connection_and_pause_resume_round_trips(
             assert "memory" not in {entry["name"] for entry in body["connections"]}, "memory is not the default"
 
             shown, counts = row(body, driver, queue), await connection.counts(queue)
-            # RabbitMQ keeps a delayed job in a delay queue of its own, which the queue's count leaves out.
-            assert (
-                shown["waiting"] == counts.waiting == await connection.size(queue) == (3 if driver == "rabbitmq" else 4)
-            )
+            # Waiting leaves out the delayed job where the driver counts it apart (the Redis drivers); NATS,
+            # with no worker's consumer yet, counts every job of the subject; RabbitMQ keeps a delayed job in a
+            # delay queue of its own, which size() leaves out too.
+            assert shown["waiting"] == counts.waiting == (4 if driver == "nats" else 3)
+            assert await connection.size(queue) == (3 if driver == "rabbitmq" else 4)
             assert (shown["delayed"], shown["running"]) == (counts.delayed, counts.reserved)
             assert shown["paused"] is False
             if driver == "rabbitmq":
