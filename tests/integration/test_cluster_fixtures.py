@@ -32,6 +32,8 @@ from tests.helpers import unique
 T = TypeVar("T")
 
 fault = pytest.mark.fault  # these kill cluster nodes
+# Every test here starts private clusters (seconds each): part of the full run, not of `make test-fast`.
+pytestmark = pytest.mark.fault
 
 # Move the first pending job to the reserved list; the job and how many are reserved now.
 MOVE = """

@@ -142,6 +142,7 @@ async def send_when_back(connection: Connection, number: int, within: float = 90
                 raise
 
 
+@pytest.mark.fault  # stops a private nats-server
 async def test_a_dispatch_that_fails_during_an_outage_is_not_delivered_after_the_reconnect(
     tmp_path: Path, nats_connection: Callable[..., Connection]
 ) -> None:
@@ -164,6 +165,7 @@ async def test_a_dispatch_that_fails_during_an_outage_is_not_delivered_after_the
             await asyncio.sleep(0.5)
 
 
+@pytest.mark.fault  # stops a private nats-server
 async def test_a_dispatch_during_a_short_outage_waits_for_the_server_and_is_sent_once(
     tmp_path: Path, nats_connection: Callable[..., Connection]
 ) -> None:

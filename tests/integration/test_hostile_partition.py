@@ -15,7 +15,7 @@ from queue_manager.settings import load_settings
 from tests.helpers import SERVER_DRIVERS, cleanup_queue
 from tests.servers import tcp_proxy
 
-pytestmark = pytest.mark.usefixtures("clean_env")
+pytestmark = [pytest.mark.usefixtures("clean_env"), pytest.mark.fault]  # a black-holed network
 
 PORTS = {"redis": 6379, "redis_stream": 6379, "rabbitmq": 5672, "nats": 4222}
 URLS = {
