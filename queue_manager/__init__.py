@@ -6,6 +6,7 @@ from queue_manager.dispatch import PendingDispatch, dispatch
 from queue_manager.errors import (
     BrokerUnreachableError,
     BulkDispatchError,
+    InvalidDelayError,
     MissingExtraError,
     QueueConfigurationError,
     RetryError,
@@ -21,6 +22,7 @@ __all__ = [
     "BulkDispatchError",
     "Connection",
     "ConnectionSettings",
+    "InvalidDelayError",
     "MissingExtraError",
     "PendingDispatch",
     "QueueConfigurationError",

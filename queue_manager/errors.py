@@ -6,7 +6,7 @@ from typing import Any
 
 from taskiq.exceptions import SendTaskError
 
-from drivers.errors import BrokerUnreachableError, MissingExtraError, QueueConfigurationError
+from drivers.errors import BrokerUnreachableError, InvalidDelayError, MissingExtraError, QueueConfigurationError
 
 
 class BulkDispatchError(SendTaskError):
@@ -28,4 +28,11 @@ class RetryError(RuntimeError):
     """A failed job could not be sent again (its broker is down, its task unknown here); it stays recorded."""
 
 
-__all__ = ["BrokerUnreachableError", "BulkDispatchError", "MissingExtraError", "QueueConfigurationError", "RetryError"]
+__all__ = [
+    "BrokerUnreachableError",
+    "BulkDispatchError",
+    "InvalidDelayError",
+    "MissingExtraError",
+    "QueueConfigurationError",
+    "RetryError",
+]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
 
 from drivers import QueueConfigurationError, labels
+from drivers.delay import MAX_DELAY, MAX_DELAY_DAYS
 
 logger = logging.getLogger("queue_manager.retry")
 
@@ -35,6 +37,10 @@ def parse_backoff(value: Any) -> list[float]:
     values = list(value) if isinstance(value, Sequence) else [value]
     if not values or any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in values):
         raise QueueConfigurationError(f"backoff must be seconds >= 0 or a non-empty list of them, got {value!r}.")
+    if any(not math.isfinite(v) or v > MAX_DELAY for v in values):
+        raise QueueConfigurationError(
+            f"backoff must be finite and at most {MAX_DELAY_DAYS} days ({MAX_DELAY:.0f} s) per retry, got {value!r}."
+        )
     return [float(v) for v in values]
 
 

@@ -133,6 +133,8 @@ def test_pending_dispatch_is_fluent_and_sends_nothing_until_awaited(app: Any) ->
         ({"backoff": "soon"}, "backoff"),
         ({"backoff": []}, "backoff"),
         ({"backoff": [1, -2]}, "backoff"),
+        ({"backoff": [1, 1e9]}, "at most 366 days"),
+        ({"backoff": float("inf")}, "finite"),
         ({"timeout": 0}, "timeout"),
         ({"queue": "a b"}, "queue name"),
     ],
