@@ -290,12 +290,18 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
         await self._ensure_queue(target)
         if due is not None:
             return await self._send_delayed(target, amqp_message, due)
-        channel = await self._ready_channel()
         try:
-            await (await self._exchange_of(channel)).publish(amqp_message, routing_key=target, mandatory=True)
-        except DeliveryError:  # unroutable: the queue was deleted meanwhile; declare it again next time
+            await self._publish(target, amqp_message)
+        except DeliveryError:
+            # Returned unroutable (so not stored): the queue was deleted since we declared it. Declare it again
+            # and send once more; a second return is an error, never a silent loss.
             self.declarations.forget(target)
-            raise
+            await self._ensure_queue(target)
+            await self._publish(target, amqp_message)
+
+    async def _publish(self, target: str, amqp_message: Message) -> None:
+        channel = await self._ready_channel()
+        await (await self._exchange_of(channel)).publish(amqp_message, routing_key=target, mandatory=True)
 
     async def _send_delayed(self, target: str, amqp_message: Message, due: float) -> None:
         bucket = rabbitmq_delay.bucket_for(due - time.time())

@@ -208,9 +208,10 @@ async def test_a_delay_longer_than_rabbitmqs_ttl_limit_is_accepted(rabbitmq: Cal
     assert handle.task_id
 
 
-async def test_a_queue_deleted_under_a_running_app_is_an_error_once_then_declared_again(
+async def test_a_queue_deleted_under_a_running_app_is_declared_again_and_the_job_kept(
     rabbitmq: Callable[..., Connection],
 ) -> None:
+    """taskiq-aio-pika's channel ignored returned messages: a job for a deleted queue vanished."""
     import aio_pika
 
     connection = rabbitmq()
@@ -218,7 +219,6 @@ async def test_a_queue_deleted_under_a_running_app_is_an_error_once_then_declare
     async with await aio_pika.connect(AMQP) as amqp:
         channel = await amqp.channel()
         await channel.queue_delete(connection.queue)
-    with pytest.raises(SendTaskError):  # unroutable: an error, never a silent loss
-        await connection.dispatch(numbered, 2)
+    await connection.dispatch(numbered, 2)  # returned unroutable, the queue declared again, sent once more
     await connection.dispatch(numbered, 3)
-    assert await connection.size() == 1, "the queue was declared again and holds the next job"
+    assert await connection.size() == 2, "neither job after the deletion was lost"
