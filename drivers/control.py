@@ -14,6 +14,8 @@ from typing import Any
 
 from taskiq import AsyncBroker
 
+RESTART_KEY = "restart"  # the value queue:restart sets (a timestamp); workers stop when it changes
+
 
 def paused_key(queue: str) -> str:
     """The control value that marks ``queue`` paused (``Connection.pause`` sets it, workers read it)."""

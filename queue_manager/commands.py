@@ -22,8 +22,8 @@ from cleo.helpers import argument, option
 from fastapi_startkit.console import Command
 
 from drivers import BrokerUnreachableError, QueueConfigurationError
-from drivers.control import control_for
-from queue_manager.receiver import RESTART_KEY
+from drivers.control import RESTART_KEY, control_for
+from queue_manager.console import ManagerCommand
 from queue_manager.worker import DEFAULT_APP, parse_queues, serve_queues
 from queue_manager.worker_output import configure_worker_logging
 
@@ -221,7 +221,7 @@ class QueueWorkCommand(Command):
         }
 
 
-class QueueRestartCommand(Command):
+class QueueRestartCommand(ManagerCommand):
     """Laravel's ``queue:restart``: a timestamp every worker reads once a second from its own connection."""
 
     name = "queue:restart"
@@ -241,7 +241,8 @@ class QueueRestartCommand(Command):
         for name in names:
             manager.check_connection_name(name)
         wanted = names or [n for n in manager.connection_names if manager.settings.connections[n].driver != "memory"]
-        signalled, skipped = asyncio.run(self._signal(manager, wanted, str(time.time())))
+        stamp = str(time.time())
+        signalled, skipped = self.with_manager(lambda manager: self._signal(manager, wanted, stamp))
         for name in signalled:
             self.line(f"<info>Restart signalled</info> to the workers of connection '{name}'.")
         for name, reason in skipped:
@@ -251,22 +252,19 @@ class QueueRestartCommand(Command):
     async def _signal(self, manager: Any, names: list[str], stamp: str) -> tuple[list[str], list[tuple[str, str]]]:
         signalled: list[str] = []
         skipped: list[tuple[str, str]] = []
-        try:
-            for name in names:
-                connection = manager.connection(name)
-                control = control_for(connection.broker)
-                if control is None:
-                    skipped.append((name, "its driver keeps no shared state, so its workers cannot be told"))
-                    continue
-                try:
-                    await connection.startup()
-                    await control.set(RESTART_KEY, stamp)
-                except (BrokerUnreachableError, OSError) as error:
-                    skipped.append((name, str(error)))
-                else:
-                    signalled.append(name)
-        finally:
-            await manager.shutdown()
+        for name in names:
+            connection = manager.connection(name)
+            control = control_for(connection.broker)
+            if control is None:
+                skipped.append((name, "its driver keeps no shared state, so its workers cannot be told"))
+                continue
+            try:
+                await connection.startup()
+                await control.set(RESTART_KEY, stamp)
+            except (BrokerUnreachableError, OSError) as error:
+                skipped.append((name, str(error)))
+            else:
+                signalled.append(name)
         return signalled, skipped
 
 

@@ -3,40 +3,23 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cleo.helpers import argument, option
-from fastapi_startkit.console import Command
 
 from drivers import QueueConfigurationError
+from queue_manager.console import ManagerCommand
 from queue_manager.errors import RetryError
 
 if TYPE_CHECKING:
-    from queue_manager.manager import QueueManager
+    pass
 
 T = TypeVar("T")
 SUMMARY_WIDTH = 70  # characters of the error shown in the table
 
 
-class FailedJobCommand(Command):
-    """Runs one coroutine on the app's manager, then closes what it opened (store, connections)."""
-
-    def with_manager(self, work: Callable[[QueueManager], Awaitable[T]]) -> T:
-        manager: QueueManager = self.container.make("queue.manager")
-
-        async def main() -> T:
-            try:
-                return await work(manager)
-            finally:
-                await manager.shutdown()
-
-        return asyncio.run(main())
-
-    def refuse(self, error: Exception) -> int:
-        self.line_error(str(error), style="error")
-        return 1
+class FailedJobCommand(ManagerCommand):
+    """A failed-jobs command: one call on ``manager.failed``."""
 
     def hours(self, flag: str, default: float | None = None) -> float | None:
         value = self.option(flag)

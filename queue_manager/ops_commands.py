@@ -4,16 +4,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cleo.helpers import argument, option
-from fastapi_startkit.console import Command
 
 from drivers import BrokerUnreachableError, QueueConfigurationError, labels
+from queue_manager.console import ManagerCommand
 from queue_manager.dispatch import check_queue_name
 
 if TYPE_CHECKING:
@@ -52,17 +51,8 @@ def cell(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-class OperatingCommand(Command):
-    def with_manager(self, work: Callable[[QueueManager], Awaitable[T]]) -> T:
-        manager: QueueManager = self.container.make("queue.manager")
-
-        async def main() -> T:
-            try:
-                return await work(manager)
-            finally:
-                await manager.shutdown()
-
-        return asyncio.run(main())
+class OperatingCommand(ManagerCommand):
+    refused_code = 2
 
     def targets(self, values: Iterable[str] | None, default_all: bool = True) -> list[tuple[str, str]]:
         manager: QueueManager = self.container.make("queue.manager")
@@ -72,10 +62,6 @@ class OperatingCommand(Command):
         default = manager.get_default_driver()
         queues = known_queues(manager, default) if default_all else [manager.settings.connections[default].queue]
         return [(default, queue) for queue in queues]
-
-    def refuse(self, error: Exception) -> int:
-        self.line_error(str(error), style="error")
-        return 2
 
 
 class QueueSizeCommand(OperatingCommand):

@@ -13,7 +13,6 @@ from taskiq import TaskiqEvents, TaskiqState
 from queue_manager.commands import QueueRestartCommand, QueueScheduleCommand, QueueWorkCommand
 from queue_manager.connection import Connection
 from queue_manager.context import use_manager
-from queue_manager.dashboard import add_dashboard
 from queue_manager.failed_commands import FAILED_JOB_COMMANDS
 from queue_manager.manager import QueueManager
 from queue_manager.ops_commands import OPERATING_COMMANDS
@@ -81,6 +80,8 @@ class QueueProvider(Provider):
         if manager.settings.health_path:
             add_health_route(self.app.fastapi, manager, manager.settings.health_path)
         if manager.settings.dashboard:
+            from queue_manager.dashboard import add_dashboard  # only when asked for: it is not small
+
             add_dashboard(self.app.fastapi, manager, manager.settings.dashboard_path, manager.settings.dashboard_guard)
 
         @asynccontextmanager

@@ -24,14 +24,13 @@ from taskiq.receiver import Receiver
 
 from drivers import BrokerUnreachableError, labels
 from drivers.contract import CountsQueues
-from drivers.control import ControlState, control_for
+from drivers.control import RESTART_KEY, ControlState, control_for
 from drivers.in_flight import InFlight
 from queue_manager.connection import throughput_key
 from queue_manager.worker_output import JobLines
 
 logger = logging.getLogger("queue_manager.worker")
 
-RESTART_KEY = "restart"  # the control value queue:restart sets (a timestamp)
 WATCH_EVERY = 1.0
 STARTUP_RETRY = (1.0, 30.0)  # seconds between attempts to reach the broker at start: first, most
 EXIT_CODES = {"signal": 0, "max-jobs": 0, "max-time": 0, "stop-when-empty": 0, "restart": 0, "memory": 12}
