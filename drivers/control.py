@@ -8,6 +8,7 @@ driver keeps them in the process (it has no workers elsewhere).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from abc import ABC, abstractmethod
 from typing import Any
@@ -154,29 +155,40 @@ class RabbitMQControl(ControlState):
         self.broker = broker
         self.prefix = f"{broker.exchange_name}.control."
 
-    async def _queue(self, name: str) -> Any:
-        channel = self.broker.write_channel
-        if channel is None:
+    def _connection(self) -> Any:
+        if self.broker.write_conn is None:
             raise RuntimeError("RabbitMQ connection is not started")
-        return await channel.declare_queue(self.prefix + name, durable=True, arguments=self.ARGUMENTS)
+        return self.broker.write_conn
 
     async def get(self, name: str) -> str | None:
-        queue = await self._queue(name)
-        message = await queue.get(no_ack=False, fail=False)
-        if message is None:
-            return None
-        await message.nack(requeue=True)  # put it back for the other workers
-        return bytes(message.body).decode()
+        from aiormq.exceptions import ChannelNotFoundEntity
+
+        # A channel of its own: asking for a queue that does not exist closes the channel it is asked on.
+        async with self._connection().channel() as channel:
+            try:
+                queue = await channel.declare_queue(self.prefix + name, passive=True)
+            except ChannelNotFoundEntity:
+                return None
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                return None
+            await message.nack(requeue=True)  # put it back for the other workers
+            return bytes(message.body).decode()
 
     async def set(self, name: str, value: str) -> None:
         import aio_pika
 
-        queue = await self._queue(name)
-        message = aio_pika.Message(value.encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        await self.broker.write_channel.default_exchange.publish(message, routing_key=queue.name)
+        async with self._connection().channel() as channel:
+            queue = await channel.declare_queue(self.prefix + name, durable=True, arguments=self.ARGUMENTS)
+            message = aio_pika.Message(value.encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            await channel.default_exchange.publish(message, routing_key=queue.name)
 
     async def delete(self, name: str) -> None:
-        await (await self._queue(name)).purge()
+        from aiormq.exceptions import ChannelNotFoundEntity
+
+        with contextlib.suppress(ChannelNotFoundEntity):  # never set: nothing to delete
+            async with self._connection().channel() as channel:
+                await channel.queue_delete(self.prefix + name)
 
 
 class MemoryControl(ControlState):
