@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
+from taskiq import AsyncBroker
 
 from drivers import QueueConfigurationError
 from queue_manager.dispatch import check_queue_name
@@ -96,12 +96,17 @@ def worker_broker(connection: str | None = None, queues: str | Sequence[str] | N
     broker: AsyncBroker = conn.broker
     served = ",".join(wanted or [conn.queue])
 
-    def announce_ready(_state: TaskiqState) -> None:
+    started = broker.startup
+
+    async def startup_then_announce() -> None:
+        """Ready once the whole startup is done: WORKER_STARTUP handlers run at its beginning, before a driver
+        has declared its queues (a message published to a RabbitMQ queue not declared yet is dropped)."""
+        await started()
         logging.getLogger("queue_manager.worker").info(
             "Worker ready: connection '%s' (%s), queues %s", conn.name, conn.driver, served
         )
 
-    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, announce_ready)
+    broker.startup = startup_then_announce  # type: ignore[method-assign]
     return broker
 
 
