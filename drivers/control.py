@@ -48,6 +48,7 @@ class RedisControl(ControlState):
     def __init__(self, broker: Any) -> None:
         self.redis = broker.sender
         self.prefix = f"{broker.prefix}control:"
+        self.cluster = bool(getattr(broker, "cluster", False))
 
     async def get(self, name: str) -> str | None:
         value = await self.redis.get(self.prefix + name)
@@ -66,7 +67,9 @@ class RedisControl(ControlState):
             await pipe.execute()
 
     async def counters(self, names: list[str]) -> list[int] | None:
-        values = await self.redis.mget([self.prefix + name for name in names])
+        keys = [self.prefix + name for name in names]
+        # A cluster refuses MGET across slots; redis-py's mget_nonatomic asks each slot's node and keeps the order.
+        values = await (self.redis.mget_nonatomic(keys) if self.cluster else self.redis.mget(keys))
         return [int(value or 0) for value in values]
 
 
@@ -87,15 +90,14 @@ class NatsControl(ControlState):
 
     async def _store(self, metrics: bool = False) -> Any:
         if metrics not in self._kv:
-            from nats.js.errors import BucketNotFoundError
+            from drivers.nats import replicas_setting
+            from drivers.nats_results import open_bucket
 
-            js = self.broker.js
             bucket = f"{self.bucket}_metrics" if metrics else self.bucket
-            try:
-                self._kv[metrics] = await js.key_value(bucket)
-            except BucketNotFoundError:
-                ttl = self.METRICS_TTL if metrics else None
-                self._kv[metrics] = await js.create_key_value(bucket=bucket, history=1, ttl=ttl)
+            ttl = self.METRICS_TTL if metrics else None
+            replicas = self.broker.options.replicas
+            setting = replicas_setting(self.broker.spec)
+            self._kv[metrics] = await open_bucket(self.broker.js, bucket, replicas, setting, ttl=ttl)
         return self._kv[metrics]
 
     async def get(self, name: str) -> str | None:
@@ -146,8 +148,9 @@ class NatsControl(ControlState):
 
 
 class RabbitMQControl(ControlState):
-    """One durable queue per value (``<exchange>.control.<name>``) holding its latest message only. It keeps no
-    counters: RabbitMQ has no atomic add, and a queue per counter per minute would be worse than none."""
+    """One durable queue per value that is set (``<exchange>.control.<name>``), holding its latest message only;
+    reading never makes one (workers look at every queue's paused state each second), unsetting deletes it.
+    It keeps no counters: RabbitMQ has no atomic add, and a queue per counter per minute would be worse."""
 
     ARGUMENTS = {"x-max-length": 1, "x-overflow": "drop-head", "x-queue-type": "classic"}
 

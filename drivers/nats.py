@@ -32,6 +32,11 @@ error says the job **may** have been stored: only then can a retry duplicate it.
 
 A message whose ``eta`` header is not a usable time is a poison message
 (recorded as failed and acknowledged), not a crash of the worker.
+
+Several servers (``nats://h1:4222,nats://h2:4222``) are handed to nats-py as its
+server pool: it connects to one of them and, when that one goes away, to the
+next (and to the servers the cluster announces). ``replicas`` keeps the stream
+and the buckets on that many servers of a JetStream cluster (``nats_replicas``).
 """
 
 from __future__ import annotations
@@ -56,12 +61,14 @@ from drivers.delay import MIN_DELAY, due_at, eta_remaining
 from drivers.errors import InvalidDelayError, QueueConfigurationError
 from drivers.names import check_queue_name
 from drivers.nats_client import StrictTlsClient, TlsNotOfferedError, connect
+from drivers.nats_replicas import match_replicas, refused
 from drivers.nats_results import NatsResults
 from drivers.options import NatsOptions
 from drivers.pausing import IDLE_WHILE_PAUSED, PausedQueues
 from drivers.poison import RejectedDelivery, RejectsPoison
 from drivers.reach import scrub, unreachable
 from drivers.spec import BrokerSpec
+from drivers.urls import split_urls
 
 logger = logging.getLogger("queue_manager.drivers.nats")
 
@@ -95,6 +102,15 @@ def error_logger(spec: BrokerSpec) -> Any:
     return log_error
 
 
+def servers(spec: BrokerSpec) -> list[str]:
+    """The connection's servers: nats-py takes a list (a comma-separated string would be read as one URL)."""
+    return split_urls(str(spec.url))
+
+
+def replicas_setting(spec: BrokerSpec) -> str:
+    return f"QUEUE_CONNECTIONS__{spec.name.upper()}__OPTIONS__REPLICAS"
+
+
 def connect_options(spec: BrokerSpec, options: NatsOptions) -> dict[str, Any]:
     return {
         "connect_timeout": options.connect_timeout,
@@ -110,7 +126,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
         self.queues = [spec.queue]
         self.pausing = PausedQueues(self)
         super().__init__(
-            servers=str(spec.url),
+            servers=servers(spec),
             subject=self.subject_for(spec.queue),
             stream_name=options.stream,
             durable=self.durable_for(spec.queue),
@@ -118,6 +134,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
                 name=options.stream,
                 subjects=[f"{options.subject_prefix}.>"],
                 retention=RetentionPolicy.WORK_QUEUE,
+                num_replicas=options.replicas,
             ),
             # A bounded fetch: cancelling an unbounded one at shutdown hangs the worker.
             pull_consume_batch=options.fetch_batch,
@@ -201,12 +218,16 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
                     self.in_flight.pop(key, None)
 
     async def _add_or_reuse_stream(self) -> None:
-        """Create the stream, or check an existing one can serve as a work queue for our subjects."""
+        """Create the stream, or check an existing one can serve as a work queue for our subjects (and give it
+        the configured replicas)."""
         try:
             await self.js.add_stream(config=self.stream_config)
             return
         except BadRequestError as error:
             if error.err_code != STREAM_NAME_IN_USE:
+                if self.options.replicas > 1:
+                    what = f"the stream '{self.options.stream}'"
+                    raise refused(what, self.options.replicas, error, replicas_setting(self.spec)) from None
                 raise
         existing = (await self.js.stream_info(self.options.stream)).config
         wanted = f"{self.options.subject_prefix}.>"
@@ -218,6 +239,8 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
                 f"Delete it (nats stream rm {self.options.stream}) if it holds nothing you need, or use another "
                 f"stream: QUEUE_CONNECTIONS__{self.spec.name.upper()}__OPTIONS__STREAM=<name>."
             )
+        what = f"stream '{self.options.stream}'"
+        await match_replicas(self.js, self.options.stream, self.options.replicas, what, replicas_setting(self.spec))
 
     async def shutdown(self) -> None:
         if self._heartbeat is not None:
@@ -329,13 +352,20 @@ def build(spec: BrokerSpec) -> AsyncBroker:
 def results(spec: BrokerSpec) -> AsyncResultBackend[Any]:
     """This connection's result store: a JetStream key-value bucket with a TTL (see ``nats_results``)."""
     options = NatsOptions.model_validate(dict(spec.options))
-    return NatsResults(str(spec.url), options.result_bucket, options.result_ttl, **connect_options(spec, options))
+    return NatsResults(
+        servers(spec),
+        options.result_bucket,
+        options.result_ttl,
+        replicas=options.replicas,
+        replicas_setting=replicas_setting(spec),
+        **connect_options(spec, options),
+    )
 
 
 async def ping_with(spec: BrokerSpec, options: NatsOptions) -> None:
     try:
         client = await connect(
-            str(spec.url),
+            servers(spec),
             connect_timeout=options.connect_timeout,
             max_reconnect_attempts=1,
             allow_reconnect=False,

@@ -35,8 +35,8 @@ class StrictTlsClient(Client):
         await super()._process_info(info, initial_connection)
 
 
-async def connect(url: str, **options: Any) -> Client:
-    """``nats.connect`` with the strict client."""
+async def connect(servers: str | list[str], **options: Any) -> Client:
+    """``nats.connect`` with the strict client (``servers``: one URL, or a list: nats-py's server pool)."""
     client = StrictTlsClient()
-    await client.connect(url, **options)
+    await client.connect(servers, **options)
     return client

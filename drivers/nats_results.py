@@ -3,7 +3,8 @@
 taskiq-nats stores results in an object store, where a write costs several round trips (a lookup,
 a chunk, the metadata) and nothing ever expires: the bucket grows with every job. A key-value
 bucket with a TTL stores a result in one acknowledged publish, reads it with one request, and lets
-the server drop it when it is old, as the Redis and RabbitMQ drivers do. Stored as JSON.
+the server drop it when it is old, as the Redis and RabbitMQ drivers do. Stored as JSON. In a JetStream
+cluster the bucket is kept on ``replicas`` servers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from nats.aio.client import Client
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 from taskiq import AsyncResultBackend
 from taskiq.depends.progress_tracker import TaskProgress
@@ -19,6 +20,7 @@ from taskiq.result import TaskiqResult
 from taskiq.serializers import JSONSerializer
 
 from drivers.nats_client import connect
+from drivers.nats_replicas import match_replicas, refused
 from drivers.result_errors import ResultBackendNotStartedError, ResultMissingError
 
 ReturnType = TypeVar("ReturnType")
@@ -26,22 +28,30 @@ PROGRESS_SUFFIX = ".progress"
 
 
 class NatsResults(AsyncResultBackend[ReturnType]):
-    def __init__(self, url: str, bucket: str, ttl: float, **connect_options: Any) -> None:
-        self.url = url
+    def __init__(
+        self,
+        servers: str | list[str],
+        bucket: str,
+        ttl: float,
+        replicas: int = 1,
+        replicas_setting: str = "replicas",
+        **connect_options: Any,
+    ) -> None:
+        self.servers = servers
         self.bucket = bucket
         self.ttl = ttl
+        self.replicas = replicas
+        self.replicas_setting = replicas_setting
         self.connect_options = connect_options
         self.serializer = JSONSerializer()
         self.client: Client | None = None
         self._kv: KeyValue | None = None
 
     async def startup(self) -> None:
-        self.client = await connect(self.url, **self.connect_options)
-        js = self.client.jetstream()
-        try:
-            self._kv = await js.key_value(self.bucket)
-        except BucketNotFoundError:
-            self._kv = await js.create_key_value(bucket=self.bucket, ttl=self.ttl, history=1)
+        self.client = await connect(self.servers, **self.connect_options)
+        self._kv = await open_bucket(
+            self.client.jetstream(), self.bucket, self.replicas, self.replicas_setting, ttl=self.ttl
+        )
 
     async def shutdown(self) -> None:
         if self.client is not None and not self.client.is_closed:
@@ -82,3 +92,20 @@ class NatsResults(AsyncResultBackend[ReturnType]):
     async def get_progress(self, task_id: str) -> TaskProgress[ReturnType] | None:
         value = await self._read(task_id + PROGRESS_SUFFIX)
         return None if value is None else TaskProgress[ReturnType].model_validate(self.serializer.loadb(value))
+
+
+async def open_bucket(js: Any, bucket: str, replicas: int, setting: str, ttl: float | None = None) -> KeyValue:
+    """The bucket, made (history 1, ``ttl``, ``replicas``) if missing; an existing one gets ``replicas``."""
+    what = f"key-value bucket '{bucket}'"
+    try:
+        kv: KeyValue = await js.key_value(bucket)
+    except BucketNotFoundError:
+        try:
+            created: KeyValue = await js.create_key_value(bucket=bucket, ttl=ttl, history=1, replicas=replicas)
+        except APIError as error:
+            if replicas > 1:
+                raise refused(f"the {what}", replicas, error, setting) from None
+            raise
+        return created
+    await match_replicas(js, f"KV_{bucket}", replicas, what, setting)
+    return kv

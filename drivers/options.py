@@ -46,6 +46,11 @@ class RedisCommonOptions(DriverOptions):
     socket_connect_timeout: float = Field(5.0, gt=0, le=300)
     send_timeout: float = send_timeout()
     max_connections: int | None = Field(None, gt=0)
+    cluster: bool = Field(
+        False,
+        description="the URL (or comma list of URLs) names Redis Cluster nodes: use redis-py's RedisCluster, and "
+        "hash-tag each queue's keys (queues:{default}) so they share one slot",
+    )
 
 
 class RedisOptions(RedisCommonOptions):
@@ -128,6 +133,13 @@ class NatsOptions(DriverOptions):
     result_ttl: float = Field(86_400, gt=0, description="seconds a result is kept (the bucket's TTL, set when made)")
     connect_timeout: float = Field(5.0, gt=0, le=300)
     send_timeout: float = send_timeout()
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="JetStream replicas of the work stream, the results bucket and the control buckets (a cluster "
+        "keeps each on this many servers; JetStream allows at most 5)",
+    )
 
     @field_validator("stream")
     @classmethod

@@ -23,6 +23,11 @@ sent, and queues are declared on a short-lived channel of their own, so a
 refused declaration (PRECONDITION_FAILED, ACCESS_REFUSED) cannot close the
 channel every publish shares. A dispatch waits at most ``send_timeout``
 seconds (a partition, a stuck server) and then raises BrokerUnreachableError.
+
+A connection may list several nodes of a cluster (``amqp://u:p@h1/vh,amqp://u:p@h2/vh``):
+it connects to the first that answers and reconnects through the list
+(``rabbitmq_connect``). Quorum queues (the default ``queue_type``) are
+replicated by the cluster, so a job survives the loss of a minority of nodes.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from drivers.names import check_queue_name
 from drivers.options import RabbitMQOptions
 from drivers.pausing import IDLE_WHILE_PAUSED, PausedQueues
 from drivers.poison import RejectedDelivery, RejectsPoison
+from drivers.rabbitmq_connect import connect_first, urls_of
 from drivers.rabbitmq_declare import Declarations
 from drivers.rabbitmq_results import RabbitMQResultBackend
 from drivers.reach import unreachable
@@ -110,7 +116,7 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
         self.queue_type = QueueType(options.queue_type)
         self.max_priority = options.max_priority
         super().__init__(
-            url=spec.url,
+            url=urls_of(spec.url)[0],
             qos=options.qos,
             exchange=Exchange(name=options.exchange, type=ExchangeType.DIRECT),
             task_queues=[self._queue(check_queue_name("rabbitmq", spec.queue))],
@@ -125,6 +131,7 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
         self.send_timeout = options.send_timeout
         self.declarations = Declarations()
         self._exchange_cache: tuple[AbstractChannel, AbstractExchange] | None = None
+        self.connect_timeout = options.connect_timeout
 
     def _queue(self, name: str) -> Queue:
         return Queue(name=name, type=self.queue_type, max_priority=self.max_priority)
@@ -134,13 +141,18 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
         self._task_queues = [self._queue(check_queue_name("rabbitmq", name)) for name in queues]
 
     async def startup(self) -> None:
+        """taskiq-aio-pika's startup, with connections through ``connect_first`` (its ``connect_robust`` takes one
+        URL) and a publishing channel that raises for a returned job (taskiq-aio-pika's lets RabbitMQ return an
+        unroutable job unnoticed)."""
         try:
-            await super().startup()
-            # taskiq-aio-pika's channel lets RabbitMQ return an unroutable job unnoticed: ours raises for it.
-            shared = cast(AbstractChannel, self.write_channel)
-            connection = cast(AbstractRobustConnection, self.write_conn)
-            self.write_channel = await connection.channel(on_return_raises=True)
-            await shared.close()
+            await AsyncBroker.startup(self)  # middlewares and the result backend, as AioPikaBroker.startup does
+            self.write_conn = await self._connect()
+            self.write_channel = await self.write_conn.channel(on_return_raises=True)
+            if self.is_worker_process:
+                self.read_conn = await self._connect()
+                self.read_channel = await self.read_conn.channel()
+            await self._declare_exchanges()
+            await self._declare_queues(self.write_channel)
         except CONNECTION_ERRORS as error:
             await self._close_quietly()
             raise unreachable(self.spec, error) from None
@@ -148,6 +160,12 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
             await self._close_quietly()
             raise self._precondition_error(error) from None
         self.declarations.mark(*(queue.name for queue in self._task_queues))
+
+    async def _connect(self) -> AbstractRobustConnection:
+        label = f"Queue connection '{self.spec.name}' (rabbitmq)"
+        kwargs = {key: value for key, value in self._conn_kwargs.items() if key != "timeout"}  # client_properties
+        connection = await connect_first(self.spec.url, connect_timeout=self.connect_timeout, label=label, **kwargs)
+        return cast(AbstractRobustConnection, connection)
 
     def _precondition_error(self, error: ChannelPreconditionFailed) -> QueueConfigurationError:
         return QueueConfigurationError(
@@ -396,15 +414,15 @@ def results(spec: BrokerSpec) -> AsyncResultBackend[Any]:
         options.result_ttl,
         options.connect_timeout,
         durable=options.result_durable,
+        label=f"Queue connection '{spec.name}' (rabbitmq results)",
     )
 
 
 async def ping(spec: BrokerSpec) -> None:
-    import aio_pika
-
     options = RabbitMQOptions.model_validate(dict(spec.options))
+    label = f"Queue connection '{spec.name}' (rabbitmq)"
     try:
-        connection = await aio_pika.connect(spec.url, timeout=options.connect_timeout)
+        connection = await connect_first(spec.url, connect_timeout=options.connect_timeout, label=label, robust=False)
     except CONNECTION_ERRORS as error:
         raise unreachable(spec, error) from None
     await connection.close()

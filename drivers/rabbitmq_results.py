@@ -23,7 +23,7 @@ for a moment after a read another reader may see it as not ready yet;
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
@@ -31,6 +31,7 @@ from taskiq import AsyncResultBackend
 from taskiq.result import TaskiqResult
 from taskiq.serializers import JSONSerializer
 
+from drivers.rabbitmq_connect import connect_first
 from drivers.result_errors import ResultBackendNotStartedError, ResultMissingError
 
 _ReturnType = TypeVar("_ReturnType")
@@ -38,9 +39,16 @@ _ReturnType = TypeVar("_ReturnType")
 
 class RabbitMQResultBackend(AsyncResultBackend[_ReturnType]):
     def __init__(
-        self, url: str, prefix: str, ttl: int, connect_timeout: float | None = None, durable: bool = False
+        self,
+        url: str,
+        prefix: str,
+        ttl: int,
+        connect_timeout: float | None = None,
+        durable: bool = False,
+        label: str = "RabbitMQ results",
     ) -> None:
-        self.url = url
+        self.url = url  # one URL, or a comma list of a cluster's nodes (rabbitmq_connect)
+        self.label = label
         self.prefix = prefix
         self.durable = durable
         self.delivery_mode = aio_pika.DeliveryMode.PERSISTENT if durable else aio_pika.DeliveryMode.NOT_PERSISTENT
@@ -52,7 +60,8 @@ class RabbitMQResultBackend(AsyncResultBackend[_ReturnType]):
         self.store_channel: AbstractChannel | None = None
 
     async def startup(self) -> None:
-        self.connection = await aio_pika.connect_robust(self.url, timeout=self.connect_timeout)
+        connection = await connect_first(self.url, connect_timeout=self.connect_timeout, label=self.label)
+        self.connection = cast(AbstractRobustConnection, connection)
         self.channel = await self.connection.channel()
         self.store_channel = await self.connection.channel(publisher_confirms=False)
 

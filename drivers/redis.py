@@ -17,7 +17,9 @@ queue onto itself, which wakes it when a job arrives without taking the job out 
 
 Sending is unchanged (LPUSH to ``<prefix><queue>``; taskiq-redis's ``ListQueueBroker`` on the same key
 interoperates), delayed jobs wait in ``<queue key>:delayed`` as before, and several queues are taken in
-the order given (strict priority, as Laravel's ``--queue=high,low``).
+the order given (strict priority, as Laravel's ``--queue=high,low``). On a Redis Cluster (option ``cluster``)
+the queue's key is hash-tagged, ``<prefix>{<queue>}``, so the list, ``:delayed`` and ``:reserved`` share a
+slot and the scripts stay legal; the plain key (and so the interop) is kept everywhere else.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from drivers.redis_common import (
     reconnect_pause,
     results_with,
 )
+from drivers.redis_target import tagged, target_of
 from drivers.spec import BrokerSpec
 
 logger = logging.getLogger("queue_manager.drivers.redis")
@@ -109,13 +112,16 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
     """One Redis list per queue (``<prefix><queue>``): LPUSH to send; fetched jobs are reserved until done."""
 
     def __init__(self, spec: BrokerSpec, options: RedisOptions) -> None:
+        target = target_of(str(spec.url), options.cluster)
+        connection = connection_kwargs(options, options.block_timeout)
         super().__init__(
-            url=str(spec.url),
-            queue_name=options.prefix + spec.queue,
+            url=target.pool_url,
+            queue_name=tagged(options.prefix, spec.queue, target.cluster),
             max_connection_pool_size=options.max_connections,
-            **connection_kwargs(options, options.block_timeout),
+            **connection,
         )
         self.spec = spec
+        self.use_target(target, options, connection)
         self.sending_options(options)
         self.prefix = options.prefix
         self.block_timeout = options.block_timeout
@@ -133,9 +139,6 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
     def listen_to(self, queues: Sequence[str]) -> None:
         """Serve these queues, first one first (call before the worker starts listening)."""
         self.queues = list(queues)
-
-    def key_for(self, queue: str | None) -> str:
-        return self.prefix + queue if queue else self.queue_name
 
     def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
         return redis.lpush(key, message.message)
@@ -266,6 +269,7 @@ class RedisListBroker(RejectsPoison, RedisSending, ListQueueBroker):
         if self.in_flight.jobs:
             await self._give_back(list(self.in_flight.jobs.values()))
             self.in_flight.jobs.clear()
+        await self.close_sender()
         await super().shutdown()
 
 

@@ -5,6 +5,9 @@ Delays work as in Laravel's Redis queue: a delayed job waits in a sorted set
 jobs into the queue with one atomic script, at most every ``MIGRATE_EVERY``
 seconds. The job lives in Redis while it waits, so it survives worker
 restarts, and no process besides the workers is needed.
+
+The servers may be one Redis, a Sentinel-watched master or a Redis Cluster (``redis_target``); the brokers
+send through ``sender``, which is the right client for each.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ClusterError, RedisClusterException, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker, BrokerMessage
@@ -31,13 +35,22 @@ from drivers.options import RedisCommonOptions
 from drivers.reach import unreachable
 from drivers.redis_batch import RedisBatcher
 from drivers.redis_results import RedisResults
+from drivers.redis_target import RedisTarget, client_for, sentinel_pool, standalone_client, tagged, target_of
 from drivers.spec import BrokerSpec
 
 logger = logging.getLogger("queue_manager.drivers.redis")
 T = TypeVar("T")
 
-# Errors that mean "the server went away": the worker reconnects instead of dying.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+# Errors that mean "the server went away": the worker reconnects instead of dying. In a cluster also a slot whose
+# master is down (CLUSTERDOWN, TRYAGAIN while slots move).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 RECONNECT_BACKOFF = (0.2, 10.0)
 MIGRATE_EVERY = 0.5
 MIGRATE_BATCH = 100
@@ -85,14 +98,18 @@ def connection_kwargs(options: RedisCommonOptions, block_seconds: float) -> dict
 
 
 def result_backend(spec: BrokerSpec, options: RedisCommonOptions) -> RedisResults[Any]:
-    return RedisResults(
-        redis_url=str(spec.url),
+    target = target_of(str(spec.url), options.cluster)
+    connection = connection_kwargs(options, 0.0)
+    results: RedisResults[Any] = RedisResults(
+        redis_url=target.pool_url,
         serializer=JSONSerializer(),
         prefix_str=options.result_prefix,
         result_ex_time=options.result_ttl,
         max_connection_pool_size=options.max_connections,
-        **connection_kwargs(options, 0.0),
+        **connection,
     )
+    results.use(target, options.max_connections, connection)
+    return results
 
 
 class NoAnswer(TimeoutError):
@@ -122,7 +139,10 @@ async def bounded(spec: BrokerSpec, seconds: float, work: Awaitable[T], option: 
 
 
 async def check_reachable(spec: BrokerSpec, redis: Redis, seconds: float) -> None:
-    await bounded(spec, seconds, redis.ping(), "socket_connect_timeout")
+    try:
+        await bounded(spec, seconds, redis.ping(), "socket_connect_timeout")
+    except RedisClusterException as error:  # "Redis Cluster cannot be connected": no startup node answered
+        raise unreachable(spec, error) from None
 
 
 async def reconnect_pause(spec: BrokerSpec, error: BaseException, delay: float) -> float:
@@ -145,9 +165,26 @@ class RedisSending:
     connection_pool: Any
     send_timeout: float = 5.0
     connect_timeout: float = 5.0
+    target: RedisTarget = RedisTarget("server", "")
+    max_connections: int | None = None
+    connection: dict[str, Any]
+    prefix: str
+    queue_name: str
+
+    def use_target(self, target: RedisTarget, options: RedisCommonOptions, connection: dict[str, Any]) -> None:
+        """Send to ``target``'s servers: a sentinel pool replaces taskiq-redis's pool; a cluster gets its own
+        client (the pool taskiq-redis made stays unused)."""
+        self.target, self.max_connections, self.connection = target, options.max_connections, connection
+        if target.kind == "sentinel":
+            self.connection_pool = sentinel_pool(target, options.max_connections, **connection)
+
+    @property
+    def cluster(self) -> bool:
+        return self.target.cluster
 
     def key_for(self, queue: str | None) -> str:
-        raise NotImplementedError
+        """The queue's key; in a cluster hash-tagged (``queues:{default}``) so all of its keys share one slot."""
+        return tagged(self.prefix, queue, self.cluster) if queue else self.queue_name
 
     def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
         """Queue a due job on ``redis`` (a client or a pipeline)."""
@@ -185,7 +222,12 @@ class RedisSending:
 
     @cached_property
     def sender(self) -> Redis:
-        return Redis(connection_pool=self.connection_pool)
+        """One client for every command (a ``RedisCluster`` on a cluster: it routes each command to its slot)."""
+        return client_for(self.target, self.connection_pool, self.max_connections, **self.connection)  # type: ignore[no-any-return]
+
+    async def close_sender(self) -> None:
+        if self.cluster and "sender" in self.__dict__:
+            await self.sender.aclose()
 
     def sending_options(self, options: RedisCommonOptions) -> None:
         self.send_timeout = options.send_timeout
@@ -234,7 +276,11 @@ def results_with(spec: BrokerSpec, options_type: type[RedisCommonOptions]) -> Re
 async def ping_with(spec: BrokerSpec, options_type: type[RedisCommonOptions]) -> None:
     """Open a short-lived connection and PING: the demo and health checks use this."""
     options = options_type.model_validate(dict(spec.options))
-    redis = Redis.from_url(str(spec.url), socket_connect_timeout=options.socket_connect_timeout)
+    target = target_of(str(spec.url), options.cluster)
+    try:
+        redis = standalone_client(target, socket_connect_timeout=options.socket_connect_timeout)
+    except CONNECTION_ERRORS as error:  # a cluster client asks its startup nodes for the slots when it starts
+        raise unreachable(spec, error) from None
     try:
         await check_reachable(spec, redis, options.socket_connect_timeout + options.send_timeout)
     finally:

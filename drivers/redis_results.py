@@ -6,7 +6,8 @@ tenth of the worker's time). Here one client (still on the backend's pool) serve
 Keys, values (JSON) and expiry are the same as taskiq-redis's, so either can read the other's.
 
 In a worker, results go out batched (``redis_batch.RedisBatcher``): with the job's acknowledgement
-when the broker is a Redis one, else in batches of their own that each job waits for.
+when the broker is a Redis one, else in batches of their own that each job waits for. On Sentinel the pool
+is redis-py's sentinel pool; on a cluster the client is a ``RedisCluster`` (``redis_target``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from taskiq_redis.exceptions import ResultIsMissingError
 from taskiq_redis.redis_backend import PROGRESS_KEY_SUFFIX
 
 from drivers.redis_batch import RedisBatcher
+from drivers.redis_target import RedisTarget, client_for, sentinel_pool
 
 ReturnType = TypeVar("ReturnType")
 
@@ -29,10 +31,24 @@ ReturnType = TypeVar("ReturnType")
 class RedisResults(RedisAsyncResultBackend[ReturnType]):
     batcher: RedisBatcher | None = None
     write_behind = False  # queued with the broker's acknowledgements, which are written after it
+    target = RedisTarget("server", "")
+    max_connections: int | None = None
+    connection: dict[str, Any] = {}
+
+    def use(self, target: RedisTarget, max_connections: int | None, connection: dict[str, Any]) -> None:
+        """Store on ``target``'s servers (see ``RedisSending.use_target``)."""
+        self.target, self.max_connections, self.connection = target, max_connections, connection
+        if target.kind == "sentinel":
+            self.redis_pool = sentinel_pool(target, max_connections, **connection)  # type: ignore[assignment]
 
     @cached_property
     def client(self) -> Redis:
-        return Redis(connection_pool=self.redis_pool)
+        return client_for(self.target, self.redis_pool, self.max_connections, **self.connection)  # type: ignore[no-any-return]
+
+    async def shutdown(self) -> None:
+        if self.target.cluster and "client" in self.__dict__:
+            await self.client.aclose()
+        await super().shutdown()
 
     async def _store(self, key: str, value: Any) -> None:
         payload = self.serializer.dumpb(value.model_dump(mode="json"))
@@ -46,9 +62,11 @@ class RedisResults(RedisAsyncResultBackend[ReturnType]):
         payload = self.serializer.dumpb(result.model_dump(mode="json"))
         ex, px = self.result_ex_time, self.result_px_time
         if self.write_behind:
-            self.batcher.add_behind(lambda pipe: pipe.set(key, payload, ex=ex, px=px), f"the result of job {task_id}")
+            self.batcher.add_behind(
+                lambda pipe: pipe.set(key, payload, ex=ex, px=px), f"the result of job {task_id}", result=True
+            )
         else:
-            await self.batcher.add(lambda pipe: pipe.set(key, payload, ex=ex, px=px))
+            await self.batcher.add(lambda pipe: pipe.set(key, payload, ex=ex, px=px), result=True)
 
     async def is_result_ready(self, task_id: str) -> bool:
         return bool(await self.client.exists(self._task_name(task_id)))

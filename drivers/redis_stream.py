@@ -30,6 +30,12 @@ hide jobs from a second group reading the same stream.
 Delayed jobs wait in a sorted set beside the stream (``<stream>:delayed``) and
 workers move due ones into the stream, as the list driver does. A worker may
 read several queues' streams at once.
+
+On a Redis Cluster (option ``cluster``) a stream's key is hash-tagged
+(``queues:stream:{default}``) so it and its ``:delayed`` set share a slot;
+streams of different queues live in different slots, so there each is read
+with a command of its own, and an idle worker of several queues blocks on the
+first one for a short while at a time.
 """
 
 from __future__ import annotations
@@ -64,10 +70,13 @@ from drivers.redis_common import (
     reconnect_pause,
     results_with,
 )
+from drivers.redis_target import tagged, target_of
 from drivers.spec import BrokerSpec
 
 # Stalled jobs (a killed worker's) are looked for at most this often, not after every read.
 CLAIM_EVERY = 1.0
+# On a cluster an idle worker of several queues blocks on the first stream this long, then looks at the others.
+MULTI_STREAM_BLOCK_MS = 250
 
 # KEYS: delayed zset, stream. ARGV: now, batch, maxlen (0 = none).
 MIGRATE_DUE_TO_STREAM = """
@@ -88,18 +97,21 @@ Entry = tuple[Any, Any, bytes]  # stream, entry id, job
 
 class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
     def __init__(self, spec: BrokerSpec, options: RedisStreamOptions) -> None:
+        target = target_of(str(spec.url), options.cluster)
+        connection = connection_kwargs(options, options.block_ms / 1000)
         super().__init__(
-            url=str(spec.url),
-            queue_name=options.prefix + spec.queue,
+            url=target.pool_url,
+            queue_name=tagged(options.prefix, spec.queue, target.cluster),
             max_connection_pool_size=options.max_connections,
             consumer_group_name=options.consumer_group,
             consumer_id="0",
             xread_block=options.block_ms,
             maxlen=options.maxlen,
             idle_timeout=options.idle_timeout_ms,
-            **connection_kwargs(options, options.block_ms / 1000),
+            **connection,
         )
         self.spec = spec
+        self.use_target(target, options, connection)
         self.sending_options(options)
         self.prefix = options.prefix
         self.delayed = DelayedJobs(MIGRATE_DUE_TO_STREAM, [options.maxlen or 0])
@@ -118,11 +130,14 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
         self.queue_name = self.streams[0]
 
     async def _declare_consumer_group(self) -> None:
+        """As taskiq-redis, through ``sender`` (its own code opens a client on the pool, which a cluster lacks)."""
         self.additional_streams = {stream: ">" for stream in self.streams[1:]}
-        await super()._declare_consumer_group()
-
-    def key_for(self, queue: str | None) -> str:
-        return self.prefix + queue if queue else self.queue_name
+        for stream in dict.fromkeys(self.streams):
+            try:
+                await self.sender.xgroup_create(stream, self.consumer_group_name, id=self.consumer_id, mkstream=True)
+            except ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
 
     def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
         return redis.xadd(key, {b"data": message.message}, maxlen=self.maxlen, approximate=True)
@@ -193,16 +208,27 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
             if len(taken) >= wanted:
                 return taken
         await self.delayed.migrate(self.sender, active)
-        streams: dict[Any, Any] = dict.fromkeys(active, ">")
         count = wanted - len(taken)
-        read: Any = await self.batcher.add(
-            lambda pipe: pipe.xreadgroup(self.consumer_group_name, self.consumer_name, streams, count=count)
-        )
+        # In a cluster each stream is in a slot of its own: one read per stream.
+        groups = [[stream] for stream in active] if self.cluster else [active]
+        read: list[Any] = []
+        group_name, consumer = self.consumer_group_name, self.consumer_name
+        for group in groups:
+            streams: dict[Any, Any] = dict.fromkeys(group, ">")
+            left = count - sum(len(entries) for _, entries in read)
+            if left <= 0:
+                break
+
+            def read_group(pipe: Any, s: dict[Any, Any] = streams, n: int = left) -> Any:
+                return pipe.xreadgroup(group_name, consumer, s, count=n)
+
+            read += await self.batcher.add(read_group) or []
         if not read and not taken:
-            read = await self.sender.xreadgroup(
-                self.consumer_group_name, self.consumer_name, streams, count=count, block=self.block
-            )
-        return taken + [self._hold(s, msg_id, fields) for s, entries in read or [] for msg_id, fields in entries]
+            block = self.block if len(groups) == 1 else min(self.block, MULTI_STREAM_BLOCK_MS)
+            first: dict[Any, Any] = dict.fromkeys(groups[0], ">")
+            blocked: Any = await self.sender.xreadgroup(group_name, consumer, first, count=count, block=block)
+            read = list(blocked or [])
+        return taken + [self._hold(s, msg_id, fields) for s, entries in read for msg_id, fields in entries]
 
     def _hold(self, stream: Any, msg_id: Any, fields: Any) -> tuple[int, bytes]:
         # An entry of ours always has "data"; anything else becomes a job that cannot be decoded.
@@ -252,14 +278,19 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
 
     async def _give_back(self, held: list[Entry]) -> None:
         """Entries this worker will not finish: added again as new entries and acknowledged, in one
-        transaction each, so another worker runs them now rather than after the idle timeout."""
+        transaction per stream (a cluster keeps each stream in a slot of its own), so another worker runs them
+        now rather than after the idle timeout."""
+        by_stream: dict[Any, list[Entry]] = {}
+        for entry in held:
+            by_stream.setdefault(entry[0], []).append(entry)
         try:
-            async with self.sender.pipeline(transaction=True) as pipe:
-                for stream, msg_id, job in held:
-                    pipe.xadd(stream, {b"data": job}, maxlen=self.maxlen, approximate=True)
-                    pipe.xack(stream, self.consumer_group_name, msg_id)
-                    pipe.xdel(stream, msg_id)
-                await pipe.execute()
+            for stream, entries in by_stream.items():
+                async with self.sender.pipeline(transaction=True) as pipe:
+                    for _, msg_id, job in entries:
+                        pipe.xadd(stream, {b"data": job}, maxlen=self.maxlen, approximate=True)
+                        pipe.xack(stream, self.consumer_group_name, msg_id)
+                        pipe.xdel(stream, msg_id)
+                    await pipe.execute()
         except CONNECTION_ERRORS:
             return  # they stay pending: reclaimed after the idle timeout
 
@@ -269,6 +300,7 @@ class RedisStreamQueueBroker(RejectsPoison, RedisSending, RedisStreamBroker):
         if self.in_flight.jobs:
             await self._give_back(list(self.in_flight.jobs.values()))
             self.in_flight.jobs.clear()
+        await self.close_sender()
         await super().shutdown()
 
     async def _forget_dead_consumers(self, redis: Redis, stream: str) -> None:

@@ -4,17 +4,33 @@ A password with an unencoded ``#``, ``?`` or ``/`` makes ``urlsplit`` end the ho
 ``password`` is only the start of the secret and the rest lands in the path, query or fragment. Here the
 userinfo is everything between ``scheme://`` and the *last* ``@`` of the URL: masked whole when it holds
 such a character, and such URLs are refused at boot (``unencoded_userinfo``).
+
+A connection may name several servers: a comma-separated list of whole URLs (``nats://h1:4222,nats://h2:4222``,
+``amqp://u:p@h1/vh,amqp://u:p@h2/vh``), split only where a comma is followed by ``scheme://`` (so a comma inside
+a password stays part of it); or one URL with several ``host:port`` pairs in its authority
+(``redis+sentinel://:p@h1:26379,h2:26379/master``). Every helper here handles both, server by server.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 MASK = "***"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # Characters that end the authority of a URL: inside a password they must be percent-encoded.
 AUTHORITY_ENDS = "/?#"
+_NEXT_URL = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_urls(url: str) -> list[str]:
+    """The URLs of a comma-separated list (one URL gives a list of one)."""
+    return [part.strip() for part in _NEXT_URL.split(url.strip())]
+
+
+def _each(url: str, one: Callable[[str], str]) -> str:
+    return ",".join(one(part) for part in split_urls(url))
 
 
 def split_userinfo(url: str) -> tuple[str, str | None, str]:
@@ -29,13 +45,21 @@ def split_userinfo(url: str) -> tuple[str, str | None, str]:
 
 
 def unencoded_userinfo(url: str) -> bool:
-    """Does the URL's username or password hold a ``/``, ``?`` or ``#`` that is not percent-encoded?"""
-    _, userinfo, _ = split_userinfo(url)
-    return userinfo is not None and any(ch in userinfo for ch in AUTHORITY_ENDS)
+    """Does the username or password of the URL (of any URL of a list) hold a ``/``, ``?`` or ``#`` that is not
+    percent-encoded?"""
+    for part in split_urls(url):
+        _, userinfo, _ = split_userinfo(part)
+        if userinfo is not None and any(ch in userinfo for ch in AUTHORITY_ENDS):
+            return True
+    return False
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password (or token-only userinfo) replaced by ``***``."""
+    """Return ``url`` (each URL of a list) with any password (or token-only userinfo) replaced by ``***``."""
+    return _each(url, _mask_one)
+
+
+def _mask_one(url: str) -> str:
     prefix, userinfo, rest = split_userinfo(url)
     if userinfo is None:
         return url
@@ -47,36 +71,90 @@ def mask_url(url: str) -> str:
 
 
 def secrets_of(url: str) -> list[str]:
-    """The strings of ``url`` that must never appear in a message: its whole userinfo and its password."""
-    _, userinfo, _ = split_userinfo(url)
-    if not userinfo:
-        return []
-    found = [userinfo]
-    user, colon, password = userinfo.partition(":")
-    if colon and password:
-        found.append(password)
-    elif not colon:
-        found.append(user)
-    return found
+    """The strings of ``url`` (of every URL of a list) that must never appear in a message: each whole userinfo
+    and each password."""
+    found: list[str] = []
+    for part in split_urls(url):
+        _, userinfo, _ = split_userinfo(part)
+        if not userinfo:
+            continue
+        found.append(userinfo)
+        user, colon, password = userinfo.partition(":")
+        if colon and password:
+            found.append(password)
+        elif not colon:
+            found.append(user)
+    return list(dict.fromkeys(found))
+
+
+def several_hosts(url: str) -> bool:
+    """A scheme whose authority lists several ``host:port`` pairs (Redis Sentinel's)."""
+    match = _SCHEME.match(url)
+    return match is not None and match.group(1).lower().endswith("+sentinel")
+
+
+def _authority_hosts(prefix: str, rest: str) -> list[str]:
+    """One URL per ``host[:port]`` of the authority (several in ``redis+sentinel://h1:1,h2:2/...``)."""
+    if not several_hosts(prefix):
+        return [f"{prefix or '//'}{rest}"]
+    end = min((i for i in (rest.find(ch) for ch in AUTHORITY_ENDS) if i >= 0), default=len(rest))
+    return [f"{prefix}{host}{rest[end:]}" for host in rest[:end].split(",")]
 
 
 def host_port(url: str, default_port: int) -> str:
-    """``host:port`` of a URL (a unix socket's path), for error messages (no credentials)."""
-    prefix, _, rest = split_userinfo(url)
-    if prefix.lower() == "unix://":
-        return rest.split("?", 1)[0] or "(no socket path)"
-    try:
-        parts = urlsplit(f"{prefix or '//'}{rest}")
-        port = parts.port or default_port
-    except ValueError:
-        return "(unparseable url)"
-    return f"{parts.hostname or '127.0.0.1'}:{port}"
+    """``host:port`` of a URL (a unix socket's path), for error messages (no credentials); for several servers
+    each of them, comma-separated."""
+    servers: list[str] = []
+    for part in split_urls(url):
+        prefix, _, rest = split_userinfo(part)
+        if prefix.lower() == "unix://":
+            servers.append(rest.split("?", 1)[0] or "(no socket path)")
+            continue
+        for one in _authority_hosts(prefix, rest):
+            try:
+                parts = urlsplit(one)
+                port = parts.port or default_port
+            except ValueError:
+                servers.append("(unparseable url)")
+                continue
+            servers.append(f"{parts.hostname or '127.0.0.1'}:{port}")
+    return ",".join(servers)
 
 
 def has_host(url: str) -> bool:
-    """Does a network URL name a host (``redis://`` alone does not)?"""
-    prefix, _, rest = split_userinfo(url)
-    try:
-        return bool(urlsplit(f"{prefix or '//'}{rest}").hostname)
-    except ValueError:
-        return False
+    """Does a network URL (every URL of a list, every server of an authority) name a host (``redis://`` alone
+    does not)?"""
+    for part in split_urls(url):
+        prefix, _, rest = split_userinfo(part)
+        try:
+            if not all(urlsplit(one).hostname for one in _authority_hosts(prefix, rest)):
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def url_list_problem(url: str) -> str | None:
+    """What makes a (list of) URL(s) unreadable, server by server: a bad port, an empty entry; else None."""
+    if url.strip().endswith(","):
+        return "the list ends with a comma (an empty entry): separate servers with commas, each a whole URL"
+    for part in split_urls(url):
+        prefix, _, rest = split_userinfo(part)
+        if prefix.lower() == "unix://":
+            continue
+        if not prefix:
+            return (
+                "each server of a comma-separated list must be a whole URL with its scheme "
+                "(nats://h1:4222,nats://h2:4222)"
+            )
+        for one in _authority_hosts(prefix, rest):
+            try:
+                urlsplit(one).port  # noqa: B018  (raises for a port that is not a number)
+            except ValueError:
+                return (
+                    "a server's port is not a number, or an entry of the list is empty: separate servers with "
+                    "commas, each a whole URL (nats://h1:4222,nats://h2:4222)"
+                )
+            if not urlsplit(one).hostname:
+                return "a server of the URL names no host"
+    return None

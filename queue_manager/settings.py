@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from drivers import DRIVERS, BrokerSpec, QueueConfigurationError, mask_url
 from drivers.names import queue_name_problem
-from drivers.urls import has_host, unencoded_userinfo
+from drivers.urls import has_host, split_urls, unencoded_userinfo, url_list_problem
 from queue_manager.failed.settings import FailedSettings
 
 DEFAULT_CONNECTIONS: tuple[str, ...] = ("redis", "redis_stream", "rabbitmq", "nats", "memory")
@@ -67,6 +67,23 @@ ENV_URLS: dict[str, Callable[[], str]] = {
     "rabbitmq": rabbitmq_url_from_env,
     "nats": nats_url_from_env,
 }
+
+
+def several_servers_rule(url: str, schemes: tuple[str, ...]) -> None:
+    """A comma list of server URLs (a NATS or RabbitMQ cluster, Redis Cluster nodes): every entry a whole URL of
+    the driver's schemes, none unreadable; NATS cannot mix websocket and plain servers (nats-py refuses)."""
+    problem = url_list_problem(url)
+    if problem is not None:
+        raise ValueError(problem)
+    parts = split_urls(url)
+    found = {url_scheme(part) for part in parts}
+    if len(parts) > 1 and schemes and not found <= set(schemes):  # one URL: the scheme check names it, masked
+        raise ValueError(
+            f"every URL of the list must start with {' or '.join(s + '://' for s in schemes)} (comma-separated, "
+            "each a whole URL: nats://h1:4222,nats://h2:4222)"
+        )
+    if found & {"ws", "wss"} and found - {"ws", "wss"}:
+        raise ValueError("a list of NATS servers cannot mix websocket (ws://, wss://) and nats:// or tls:// URLs")
 
 
 def queue_name_rule(value: str) -> str:
@@ -112,7 +129,26 @@ class ConnectionSettings(BaseModel):
         network = known is not None and bool(known.schemes) and url_scheme(url) not in ("unix", "")
         if network and not has_host(url):
             raise ValueError("the URL names no host: add the server's (scheme://[user:password@]host[:port]/...)")
+        if network:
+            several_servers_rule(url, known.schemes if known is not None else ())
         return value
+
+    @model_validator(mode="after")
+    def _redis_topology(self) -> ConnectionSettings:
+        """A Redis URL list without ``cluster``, Sentinel with ``cluster``, ...: refused at boot, not at first use."""
+        url = self.url_value
+        if self.driver not in ("redis", "redis_stream") or not url:
+            return self
+        from drivers.redis_target import target_problem
+
+        try:
+            cluster = DRIVERS[self.driver].options.model_validate(dict(self.options)).cluster  # type: ignore[attr-defined]
+        except ValidationError:  # the manager reports bad options, naming each
+            return self
+        problem = target_problem(url, bool(cluster))
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @field_validator("queue")
     @classmethod
@@ -238,6 +274,27 @@ class QueueSettings(BaseSettings):
                 if env_url is not None:
                     connection["url"] = env_url()
         return {**data, "connections": merged}
+
+    @model_validator(mode="after")
+    def _failed_store_reaches_its_redis(self) -> QueueSettings:
+        """The failed-jobs Redis store talks to one plain Redis server (its MULTI spans two keys, and it opens its
+        pool from a redis:// URL): a Sentinel or Cluster connection cannot hold it yet."""
+        if self.failed.driver != "redis":
+            return self
+        name = self.failed.connection or self.driver
+        connection = self.connections.get(name)
+        url = connection.url_value if connection is not None else None
+        if connection is None or connection.driver not in ("redis", "redis_stream") or not url:
+            return self  # the failed-jobs check names that problem
+        cluster = str(connection.options.get("cluster", "")).lower() in ("1", "true", "yes", "on")
+        if cluster or url_scheme(url).endswith("+sentinel"):
+            raise ValueError(
+                f"QUEUE_FAILED__DRIVER=redis cannot keep failed jobs on connection '{name}': it is a Redis "
+                f"{'Cluster' if cluster else 'Sentinel'} connection, which the failed-jobs Redis store does not "
+                "support. Use the database store (QUEUE_FAILED__DRIVER=database, the default) or a plain "
+                "redis:// connection (QUEUE_FAILED__CONNECTION=<name>)"
+            )
+        return self
 
     def __repr_args__(self) -> Any:
         yield ("driver", self.driver)

@@ -22,6 +22,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.fixture
+def no_current_manager() -> Iterator[None]:
+    """Reset the current manager (``use_manager``) after a test that set one."""
+    yield
+    from queue_manager import use_manager
+
+    use_manager(None)
+
+
+@pytest.fixture
 def queue_name() -> str:
     return unique()
 

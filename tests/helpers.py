@@ -12,6 +12,10 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from queue_manager import QueueManager
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_APP = ROOT / "tests" / "app"
@@ -239,3 +243,14 @@ async def queued(driver: str, queue: str) -> int:
         return int((info.state.subjects or {}).get(f"queues.{queue}", 0))
     finally:
         await client.close()
+
+
+def one_connection_manager(driver: str, url: str, queue: str, **options: Any) -> QueueManager:
+    """A manager of one connection, made the current one (use with the ``no_current_manager`` fixture)."""
+    from queue_manager import QueueManager, use_manager
+    from queue_manager.settings import load_settings
+
+    connection = {"url": url, "queue": queue, "options": options}
+    manager = QueueManager(load_settings({"driver": driver, "connections": {driver: connection}}))
+    use_manager(manager)
+    return manager

@@ -278,3 +278,96 @@ def test_a_url_without_a_host_fails_at_boot(clean_env: pytest.MonkeyPatch, url: 
 def test_a_unix_socket_url_needs_no_host(clean_env: pytest.MonkeyPatch) -> None:
     settings = load_settings({"connections": {"redis": {"url": "unix:///run/redis.sock?db=2"}}})
     assert settings.connections["redis"].url_value == "unix:///run/redis.sock?db=2"
+
+
+# -- several servers (issue #16) ------------------------------------------------------------------------------
+
+
+def test_a_nats_url_list_is_one_setting_masked_whole(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("NATS_URL", "nats://u:s3cr3t@10.0.0.1:4222,nats://u:s3cr3t@10.0.0.2:4222")
+    settings = QueueSettings()
+    assert settings.connections["nats"].url_value == "nats://u:s3cr3t@10.0.0.1:4222,nats://u:s3cr3t@10.0.0.2:4222"
+    assert "s3cr3t" not in repr(settings) and "10.0.0.2:4222" in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("driver", "url", "says"),
+    [
+        ("nats", "nats://u:s3cr3t@h1:4222,h2:4222", "whole URL"),
+        ("nats", "nats://h1:4222,amqp://u:s3cr3t@h2:5672/", "must start with"),
+        ("nats", "nats://h1:4222,ws://u:s3cr3t@h2:80", "cannot mix websocket"),
+        ("rabbitmq", "amqp://u:s3cr3t@h1:5672/vh,", "empty"),
+        ("redis", "redis://:s3cr3t@n1:7000,redis://:s3cr3t@n2:7001", "cluster=true"),
+        ("redis_stream", "redis+sentinel://:s3cr3t@s1:26379/", "names its master"),
+        ("redis", "redis+sentinel://:s3cr3t@s1:x/mymaster", "port is not a number"),
+    ],
+)
+def test_a_bad_server_list_fails_at_boot_without_the_password(
+    clean_env: pytest.MonkeyPatch, driver: str, url: str, says: str
+) -> None:
+    with pytest.raises(QueueConfigurationError, match=says) as caught:
+        load_settings({"connections": {driver: {"url": url}}})
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_sentinel_and_cluster_urls_are_accepted(clean_env: pytest.MonkeyPatch) -> None:
+    settings = load_settings(
+        {
+            "connections": {
+                "redis": {"url": "redis+sentinel://:pw@s1:26379,s2:26380/mymaster/1"},
+                "redis_stream": {"url": "redis://n1:7000,redis://n2:7001", "options": {"cluster": True}},
+            }
+        }
+    )
+    assert settings.connections["redis"].url_value == "redis+sentinel://:pw@s1:26379,s2:26380/mymaster/1"
+    from drivers.redis_target import target_of
+
+    sentinel = target_of("redis+sentinel://:pw@s1:26379,s2:26380/mymaster/1")
+    assert (sentinel.kind, sentinel.sentinels, sentinel.master_name, sentinel.db, sentinel.password) == (
+        "sentinel",
+        (("s1", 26379), ("s2", 26380)),
+        "mymaster",
+        1,
+        "pw",
+    )
+    cluster = target_of("redis://n1:7000,redis://n2:7001", cluster=True)
+    assert (cluster.kind, cluster.url, cluster.startup_nodes) == ("cluster", "redis://n1:7000", (("n2", 7001),))
+    assert "pw" not in repr(settings) and "pw" not in repr(sentinel)
+
+
+def test_sentinel_with_cluster_true_fails_at_boot(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("REDIS_URL", "redis+sentinel://s1:26379/mymaster")
+    clean_env.setenv("QUEUE_CONNECTIONS__REDIS__OPTIONS__CLUSTER", "true")
+    with pytest.raises(QueueConfigurationError, match="no sentinels"):
+        QueueSettings()
+
+
+@pytest.mark.parametrize("url", ["redis+sentinel://:s3cr3t@s1:26379/mymaster", "redis://:s3cr3t@n1:7000"])
+def test_the_failed_jobs_redis_store_refuses_a_sentinel_or_cluster_connection(
+    clean_env: pytest.MonkeyPatch, url: str
+) -> None:
+    clean_env.setenv("REDIS_URL", url)
+    clean_env.setenv("QUEUE_FAILED__DRIVER", "redis")
+    if not url.startswith("redis+sentinel"):
+        clean_env.setenv("QUEUE_CONNECTIONS__REDIS__OPTIONS__CLUSTER", "true")
+    with pytest.raises(QueueConfigurationError, match="failed-jobs Redis store") as caught:
+        QueueSettings()
+    assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize("replicas", ["0", "6", "three"])
+def test_nats_replicas_out_of_range_fail_at_boot(clean_env: pytest.MonkeyPatch, replicas: str) -> None:
+    from queue_manager import QueueManager
+
+    clean_env.setenv("QUEUE_DRIVER", "memory")
+    clean_env.setenv("QUEUE_CONNECTIONS__NATS__OPTIONS__REPLICAS", replicas)
+    with pytest.raises(QueueConfigurationError, match="replicas"):
+        QueueManager(QueueSettings())
+
+
+def test_nats_replicas_in_range_are_accepted(clean_env: pytest.MonkeyPatch) -> None:
+    from queue_manager import QueueManager
+
+    clean_env.setenv("QUEUE_DRIVER", "memory")
+    clean_env.setenv("QUEUE_CONNECTIONS__NATS__OPTIONS__REPLICAS", "3")
+    assert QueueManager(QueueSettings()).settings.connections["nats"].options == {"replicas": "3"}
