@@ -11,43 +11,23 @@ only knows their brokers.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import Field, field_validator
 from taskiq import AsyncBroker, AsyncResultBackend, BrokerMessage
 from taskiq.result import TaskiqResult
 
 from drivers.errors import BrokerUnreachableError, QueueConfigurationError
-from drivers.options import DriverOptions
+from drivers.options import FailoverOptions
 from drivers.result_errors import ResultMissingError
 from drivers.spec import BrokerSpec
 
 logger = logging.getLogger("queue_manager.drivers.failover")
 
 R = TypeVar("R")
-
-
-class FailoverOptions(DriverOptions):
-    connections: list[str] = Field(min_length=1, description="connections to try, in order")
-    cooldown: float = Field(10.0, ge=0, le=3600, description="seconds a connection that failed is skipped")
-
-    @field_validator("connections", mode="before")
-    @classmethod
-    def _comma_list(cls, value: Any) -> Any:
-        """``primary,redis`` from the environment, or a JSON list."""
-        if isinstance(value, str) and value.lstrip().startswith("["):
-            try:
-                return json.loads(value)
-            except ValueError:
-                raise ValueError("connections must be a comma list (primary,redis) or a JSON list") from None
-        if isinstance(value, str):
-            return [name.strip() for name in value.split(",") if name.strip()]
-        return value
 
 
 @dataclass

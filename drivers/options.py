@@ -6,6 +6,7 @@ unknown keys are an error so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -167,3 +168,21 @@ class MemoryOptions(DriverOptions):
     max_stored_results: int = Field(
         10_000, ge=-1, description="results kept in memory (oldest dropped first); -1 keeps all"
     )
+
+
+class FailoverOptions(DriverOptions):
+    connections: list[str] = Field(min_length=1, description="connections to try, in order")
+    cooldown: float = Field(10.0, ge=0, le=3600, description="seconds a connection that failed is skipped")
+
+    @field_validator("connections", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``primary,redis`` from the environment, or a JSON list."""
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("connections must be a comma list (primary,redis) or a JSON list") from None
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value

@@ -29,9 +29,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from drivers.errors import MissingExtraError, unknown_name_error
-from drivers.failover import FailoverOptions
 from drivers.options import (
     DriverOptions,
+    FailoverOptions,
     MemoryOptions,
     NatsOptions,
     RabbitMQOptions,

@@ -22,8 +22,7 @@ from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, TaskiqMiddleware
 from drivers import DRIVERS, BrokerFactory, BrokerSpec, BrokerUnreachableError, QueueConfigurationError, load_driver
 from drivers.contract import SharesResults
 from drivers.errors import unknown_name_error
-from drivers.failover import FailoverBroker, FailoverOptions
-from drivers.failover import Target as FailoverTarget
+from drivers.options import FailoverOptions
 from drivers.poison import RejectsPoison
 from queue_manager.connection import Connection, Pinger
 from queue_manager.dispatch import PendingDispatch
@@ -163,6 +162,9 @@ class QueueManager:
 
     def _failover(self, spec: BrokerSpec) -> AsyncBroker:
         """A failover connection over the connections it names (each resolved, and started, as usual)."""
+        from drivers.failover import FailoverBroker
+        from drivers.failover import Target as FailoverTarget
+
         options = FailoverOptions.model_validate(dict(spec.options))
         targets = []
         for name in options.connections:

@@ -11,6 +11,7 @@ last error, and its error becomes the result.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -57,6 +58,23 @@ class RetryMiddleware(TaskiqMiddleware):
     def __init__(self, give_up: GiveUp | None = None) -> None:
         super().__init__()
         self.give_up = give_up
+        self._warned_sync_timeout: set[str] = set()
+
+    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        """A ``timeout`` label on a sync task (set by ``with_labels`` or a foreign producer) is dropped: TaskIQ
+        would report a TimeoutError while the function goes on in its thread, and the retry would run beside it."""
+        if labels.TIMEOUT in message.labels:
+            task = self.broker.find_task(message.task_name)
+            if task is not None and not inspect.iscoroutinefunction(task.original_func):
+                del message.labels[labels.TIMEOUT]
+                if message.task_name not in self._warned_sync_timeout:
+                    self._warned_sync_timeout.add(message.task_name)
+                    logger.warning(
+                        "Ignoring the timeout of sync task %s: a thread cannot be stopped (make it `async def` to "
+                        "have a timeout)",
+                        message.task_name,
+                    )
+        return message
 
     def _policy(self, message: TaskiqMessage) -> tuple[int, list[float]]:
         task = self.broker.find_task(message.task_name)

@@ -7,6 +7,7 @@ it through the default connection, ``dispatch(t).on_connection(...)`` or
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -117,6 +118,13 @@ def task(
     decorator = registry.task(task_name=name, **all_labels)
 
     def declare(function: Callable[..., Any]) -> Any:
+        if timeout is not None and not inspect.iscoroutinefunction(function):
+            raise QueueConfigurationError(
+                f"@task(timeout=...) on {getattr(function, '__qualname__', function)!r}: only an `async def` task "
+                "can be stopped. TaskIQ runs a sync function in a thread, which would keep running after the "
+                "timeout (and a retry would start beside it). Make the task `async def`, or drop `timeout` and "
+                "bound the work inside the function."
+            )
         declared = decorator(function)
         if on_failure is not None:
             FAILURE_HOOKS[declared.task_name] = on_failure

@@ -155,3 +155,33 @@ def test_due_timestamp() -> None:
     assert due_timestamp(moment) == moment.timestamp()
     with pytest.raises(TypeError):
         due_timestamp(True)
+
+
+def test_a_sync_task_with_a_timeout_is_refused_when_declared() -> None:
+    with pytest.raises(QueueConfigurationError, match="only an `async def` task") as caught:
+
+        @task(timeout=1)
+        def blocking() -> None:
+            return None
+
+    assert "blocking" in str(caught.value)
+
+
+SYNC_RUNS: list[tuple[str, float]] = []
+
+
+@task(retries=1, name="tests.unit.sync_sleeper")
+def sync_sleeper(seconds: float) -> str:
+    SYNC_RUNS.append(("start", time.time()))
+    time.sleep(seconds)
+    SYNC_RUNS.append(("end", time.time()))
+    return "slept"
+
+
+async def test_a_timeout_label_on_a_sync_task_is_dropped_so_no_retry_runs_beside_it(app: Any) -> None:
+    """TaskIQ would report TimeoutError after 0.1 s while the thread slept on, and start the retry beside it."""
+    SYNC_RUNS.clear()
+    handle = await dispatch(sync_sleeper, 0.5).with_labels(timeout=0.1)
+    result = await handle.wait_result(timeout=10)
+    assert not result.is_err and result.return_value == "slept", result.error
+    assert [kind for kind, _ in SYNC_RUNS] == ["start", "end"], "one attempt, not a retry beside it"
