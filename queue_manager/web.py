@@ -50,4 +50,6 @@ def add_health_route(fastapi: Any, manager: QueueManager, path: str) -> None:
         status, body = await health(manager)
         return JSONResponse(body, status_code=status)
 
-    fastapi.add_api_route(path, queue_health, methods=["GET"], include_in_schema=False)
+    # response_model=None: inferring one from the annotation makes FastAPI import pydantic.v1 (about 60 ms of
+    # every app's boot) only to learn that a JSONResponse is not a v1 model.
+    fastapi.add_api_route(path, queue_health, methods=["GET"], include_in_schema=False, response_model=None)

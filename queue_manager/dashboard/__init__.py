@@ -213,5 +213,6 @@ def add_dashboard(fastapi: Any, manager: "QueueManager", path: str, guard: Calla
             methods=[method],
             dependencies=dependencies,
             include_in_schema=False,
+            response_model=None,  # inferring one imports pydantic.v1 (see web.py)
             route_class_override=DashboardRoute,
         )
