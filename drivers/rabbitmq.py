@@ -62,6 +62,7 @@ from taskiq_aio_pika.utils import merge_async_iterables
 
 from drivers import labels, rabbitmq_delay
 from drivers.contract import QueueCounts
+from drivers.deadlines import SendDeadlines
 from drivers.delay import MIN_DELAY, due_at, eta_remaining
 from drivers.errors import InvalidDelayError, QueueConfigurationError
 from drivers.names import check_queue_name
@@ -129,6 +130,7 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
         self.pausing = PausedQueues(self)
         self.exchange_name = options.exchange
         self.send_timeout = options.send_timeout
+        self.deadlines = SendDeadlines(options.send_timeout)
         self.declarations = Declarations()
         self._exchange_cache: tuple[AbstractChannel, AbstractExchange] | None = None
         self.connect_timeout = options.connect_timeout
@@ -290,8 +292,7 @@ class RabbitMQBroker(RejectsPoison, AioPikaBroker):
 
     async def _within_send_timeout(self, sending: Awaitable[None]) -> None:
         try:
-            async with asyncio.timeout(self.send_timeout):
-                await sending
+            await self.deadlines.run(sending)
         except TimeoutError:
             raise unreachable(
                 self.spec,
