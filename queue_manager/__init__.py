@@ -1,5 +1,9 @@
 """fastapi-startkit-queue: a Laravel-style queue manager for fastapi-startkit, on TaskIQ."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from queue_manager.connection import Connection
 from queue_manager.context import current_manager, use_manager
 from queue_manager.dispatch import PendingDispatch, dispatch
@@ -15,7 +19,29 @@ from queue_manager.manager import QueueManager
 from queue_manager.provider import QueueProvider
 from queue_manager.settings import ConnectionSettings, QueueSettings
 from queue_manager.tasks import QueueTask, task
-from queue_manager.testing import QueueFake  # plugs manager.fake() in
+
+if TYPE_CHECKING:
+    from queue_manager.testing import QueueFake
+
+
+def _fake(*args: Any, **kwargs: Any) -> QueueFake:
+    """``manager.fake()``: imports the fake on first use, not in every app's boot (the core never imports it)."""
+    from queue_manager.testing import QueueFake
+
+    return QueueFake(*args, **kwargs)
+
+
+if QueueManager.fake_factory is None:
+    QueueManager.fake_factory = _fake
+
+
+def __getattr__(name: str) -> Any:
+    if name == "QueueFake":
+        from queue_manager.testing import QueueFake
+
+        return QueueFake
+    raise AttributeError(f"module 'queue_manager' has no attribute {name!r}")
+
 
 __all__ = [
     "BrokerUnreachableError",
