@@ -141,12 +141,3 @@ class QueuePruneFailedCommand(FailedJobCommand):
 
 def _shorten(text: str) -> str:
     return text if len(text) <= SUMMARY_WIDTH else text[: SUMMARY_WIDTH - 1] + "…"
-
-
-FAILED_JOB_COMMANDS = [
-    QueueFailedCommand,
-    QueueRetryCommand,
-    QueueForgetCommand,
-    QueueFlushCommand,
-    QueuePruneFailedCommand,
-]

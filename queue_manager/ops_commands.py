@@ -202,6 +202,3 @@ class QueueResumeCommand(PauseCommand):
         )
     ]
     pausing = False
-
-
-OPERATING_COMMANDS = [QueueSizeCommand, QueueClearCommand, QueueMonitorCommand, QueuePauseCommand, QueueResumeCommand]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,12 +11,9 @@ from typing import Any
 from fastapi_startkit.support import Provider
 from taskiq import TaskiqEvents, TaskiqState
 
-from queue_manager.commands import QueueRestartCommand, QueueScheduleCommand, QueueWorkCommand
 from queue_manager.connection import Connection
 from queue_manager.context import use_manager
-from queue_manager.failed_commands import FAILED_JOB_COMMANDS
 from queue_manager.manager import QueueManager
-from queue_manager.ops_commands import OPERATING_COMMANDS
 from queue_manager.settings import load_settings
 from queue_manager.web import add_health_route
 from queue_manager.worker_output import configure_worker_logging
@@ -23,6 +21,36 @@ from queue_manager.worker_output import configure_worker_logging
 WORKER_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)-7s][%(processName)s] %(message)s"  # TaskIQ's
 
 PROVIDER_KEY = "queue"
+
+#: The console commands, by module. They are registered as stand-ins (``lazy_command``): fastapi-startkit
+#: instantiates each registered class only when the console starts, so a web app's boot never imports cleo's
+#: command classes (about 10 ms).
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "queue_manager.commands": ("QueueWorkCommand", "QueueRestartCommand", "QueueScheduleCommand"),
+    "queue_manager.failed_commands": (
+        "QueueFailedCommand",
+        "QueueRetryCommand",
+        "QueueForgetCommand",
+        "QueueFlushCommand",
+        "QueuePruneFailedCommand",
+    ),
+    "queue_manager.ops_commands": (
+        "QueueSizeCommand",
+        "QueueClearCommand",
+        "QueueMonitorCommand",
+        "QueuePauseCommand",
+        "QueueResumeCommand",
+    ),
+}
+
+
+def lazy_command(module: str, name: str) -> type:
+    """A class whose instantiation imports ``module`` and returns its command ``name``, built."""
+
+    def build(_cls: type) -> Any:
+        return getattr(importlib.import_module(module), name)()
+
+    return type(name, (), {"__new__": build, "__module__": module, "__doc__": f"{module}.{name}, loaded when used"})
 
 
 def config_example() -> Path:
@@ -64,9 +92,7 @@ class QueueProvider(Provider):
 
     def boot(self) -> None:
         self.publishes({config_example(): "config/queue.py"})
-        self.commands(
-            [QueueWorkCommand, QueueRestartCommand, QueueScheduleCommand, *FAILED_JOB_COMMANDS, *OPERATING_COMMANDS]
-        )
+        self.commands([lazy_command(module, name) for module, names in COMMANDS.items() for name in names])
         self._compose_lifespan()
 
     def _compose_lifespan(self) -> None:

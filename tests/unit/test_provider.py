@@ -102,3 +102,28 @@ def test_boot_succeeds_without_fastapi_installed() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"driver": "memory"}
+
+
+def test_every_console_command_is_registered_and_resolves() -> None:
+    """The provider names its commands (loaded when the console starts): none missing, none misspelt."""
+    import importlib
+    import inspect
+
+    from cleo.commands.command import Command
+
+    from queue_manager.provider import COMMANDS, lazy_command
+
+    for module_name, names in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        defined = {
+            name
+            for name, value in vars(module).items()
+            if inspect.isclass(value)
+            and issubclass(value, Command)
+            and value.__module__ == module_name
+            and getattr(value, "name", None)
+        }
+        assert set(names) == defined, module_name
+        for name in names:
+            built = lazy_command(module_name, name)()
+            assert isinstance(built, Command) and built.name.startswith("queue:"), name
