@@ -89,8 +89,10 @@ class FailedJobs:
             await self._store.close()
 
     # -- Laravel's FailedJobProvider --------------------------------------------------------------
-    async def all(self, connection: str | None = None, queue: str | None = None) -> list[FailedJob]:
-        return await self.store.all(connection, queue)
+    async def all(
+        self, connection: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[FailedJob]:
+        return await self.store.all(connection, queue, limit)
 
     async def find(self, id: str) -> FailedJob | None:
         return await self.store.find(id)

@@ -157,10 +157,11 @@ def failed_entry(job: FailedJob) -> dict[str, Any]:
 
 async def failed_stats(manager: QueueManager) -> dict[str, Any]:
     try:
-        jobs = await manager.failed.all()  # newest first
+        jobs = await manager.failed.all(limit=FAILED_SHOWN)  # newest first; not all of a large store each poll
+        total = await manager.failed.store.count()
     except Exception as error:
         return {"total": None, "jobs": [], "error": describe(error)}
-    return {"total": len(jobs), "jobs": [failed_entry(job) for job in jobs[:FAILED_SHOWN]], "error": None}
+    return {"total": total, "jobs": [failed_entry(job) for job in jobs], "error": None}
 
 
 async def _bounded(manager: QueueManager, name: str) -> dict[str, Any]:

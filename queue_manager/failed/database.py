@@ -174,11 +174,16 @@ class DatabaseStore(FailedJobStore):
         async with (await self.engine()).begin() as conn:
             await conn.execute(self.table.insert(), self._row(job))
 
-    async def all(self, connection: str | None = None, queue: str | None = None) -> list[FailedJob]:
+    async def all(
+        self, connection: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[FailedJob]:
         columns = self.table.c
         query = self._filtered(sa.select(self.table), connection, queue)
+        query = query.order_by(columns.failed_at.desc(), columns.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
         async with (await self.engine()).connect() as conn:
-            rows = (await conn.execute(query.order_by(columns.failed_at.desc(), columns.id.desc()))).mappings()
+            rows = (await conn.execute(query)).mappings()
             return [self._job(row) for row in rows]
 
     async def count(self, connection: str | None = None, queue: str | None = None) -> int:

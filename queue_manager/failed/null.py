@@ -12,7 +12,9 @@ class NullStore(FailedJobStore):
     async def log(self, job: FailedJob) -> None:
         return None
 
-    async def all(self, connection: str | None = None, queue: str | None = None) -> list[FailedJob]:
+    async def all(
+        self, connection: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[FailedJob]:
         return []
 
     async def count(self, connection: str | None = None, queue: str | None = None) -> int:

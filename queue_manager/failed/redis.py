@@ -56,9 +56,15 @@ class RedisStore(FailedJobStore):
             pipe.zadd(self.index, {job.id: job.failed_at.timestamp()})
             await pipe.execute()
 
-    async def all(self, connection: str | None = None, queue: str | None = None) -> list[FailedJob]:
-        ids = _ids(await self.client.zrevrange(self.index, 0, -1))
-        jobs = []
+    async def all(
+        self, connection: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[FailedJob]:
+        if limit is not None and limit <= 0:
+            return []
+        unfiltered = connection is None and queue is None
+        stop = limit - 1 if unfiltered and limit is not None else -1  # a filter reads on until it has enough
+        ids = _ids(await self.client.zrevrange(self.index, 0, stop))
+        jobs: list[FailedJob] = []
         for start in range(0, len(ids), BATCH):
             for value in await self.client.mget([self.key(id) for id in ids[start : start + BATCH]]):
                 if value is None:  # forgotten between the two reads
@@ -66,6 +72,8 @@ class RedisStore(FailedJobStore):
                 job = FailedJob.from_dict(json.loads(value))
                 if (connection is None or job.connection == connection) and (queue is None or job.queue == queue):
                     jobs.append(job)
+                    if limit is not None and len(jobs) >= limit:
+                        return jobs
         return jobs
 
     async def count(self, connection: str | None = None, queue: str | None = None) -> int:

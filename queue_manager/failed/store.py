@@ -34,7 +34,10 @@ class FailedJobStore(ABC):
     async def log(self, job: FailedJob) -> None: ...
 
     @abstractmethod
-    async def all(self, connection: str | None = None, queue: str | None = None) -> list[FailedJob]: ...
+    async def all(
+        self, connection: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[FailedJob]:
+        """Newest first; at most ``limit`` of them."""
 
     @abstractmethod
     async def count(self, connection: str | None = None, queue: str | None = None) -> int: ...
@@ -108,8 +111,10 @@ class LazyStore(FailedJobStore):
     async def log(self, job: FailedJob) -> None:
         await self.store.log(job)
 
-    async def all(self, connection: str | None = None, queue: str | None = None) -> list[FailedJob]:
-        return await self.store.all(connection, queue)
+    async def all(
+        self, connection: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[FailedJob]:
+        return await self.store.all(connection, queue, limit)
 
     async def count(self, connection: str | None = None, queue: str | None = None) -> int:
         return await self.store.count(connection, queue)

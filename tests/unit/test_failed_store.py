@@ -100,6 +100,16 @@ class StoreContract:
         assert [await store.count(), await store.count("redis"), await store.count(queue="emails")] == [3, 2, 2]
         assert await store.count("rabbitmq") == 0
 
+    async def test_a_limit_gives_the_newest_ones_with_or_without_a_filter(self, store: FailedJobStore) -> None:
+        now = datetime.now(UTC)
+        for n in range(6):
+            queue = "emails" if n % 2 else "default"
+            await store.log(make_job(n, queue=queue, failed_at=now - timedelta(minutes=10 - n)))
+        assert [job.args[0] for job in await store.all(limit=3)] == [5, 4, 3]
+        assert [job.args[0] for job in await store.all(queue="emails", limit=2)] == [5, 3]
+        assert [job.args[0] for job in await store.all(queue="default", limit=10)] == [4, 2, 0]
+        assert await store.all(limit=0) == []
+
     async def test_find_by_id_or_unique_prefix(self, store: FailedJobStore) -> None:
         job, other = make_job(1), make_job(2)
         await store.log(job)
