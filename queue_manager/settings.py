@@ -86,6 +86,13 @@ def several_servers_rule(url: str, schemes: tuple[str, ...]) -> None:
         raise ValueError("a list of NATS servers cannot mix websocket (ws://, wss://) and nats:// or tls:// URLs")
 
 
+def cluster_option(options: Mapping[str, Any]) -> bool:
+    """A Redis connection's ``cluster`` option read as pydantic reads a bool, without building the driver's
+    options model at boot (a value that is no bool is reported with the other options by the manager)."""
+    value = options.get("cluster", False)
+    return value is True or str(value).strip().lower() in ("1", "true", "t", "yes", "y", "on")
+
+
 def queue_name_rule(value: str) -> str:
     """Queue names become Redis keys, AMQP queue names and NATS subjects: keep them plain."""
     if not value or len(value) > 200:
@@ -139,13 +146,12 @@ class ConnectionSettings(BaseModel):
         url = self.url_value
         if self.driver not in ("redis", "redis_stream") or not url:
             return self
+        cluster = cluster_option(self.options)
+        if not cluster and "," not in url and not url_scheme(url).endswith("+sentinel"):
+            return self  # one plain server, the common case: nothing to check (and no model built at boot)
         from drivers.redis_target import target_problem
 
-        try:
-            cluster = DRIVERS[self.driver].options.model_validate(dict(self.options)).cluster  # type: ignore[attr-defined]
-        except ValidationError:  # the manager reports bad options, naming each
-            return self
-        problem = target_problem(url, bool(cluster))
+        problem = target_problem(url, cluster)
         if problem is not None:
             raise ValueError(problem)
         return self
@@ -286,7 +292,7 @@ class QueueSettings(BaseSettings):
         url = connection.url_value if connection is not None else None
         if connection is None or connection.driver not in ("redis", "redis_stream") or not url:
             return self  # the failed-jobs check names that problem
-        cluster = str(connection.options.get("cluster", "")).lower() in ("1", "true", "yes", "on")
+        cluster = cluster_option(connection.options)
         if cluster or url_scheme(url).endswith("+sentinel"):
             raise ValueError(
                 f"QUEUE_FAILED__DRIVER=redis cannot keep failed jobs on connection '{name}': it is a Redis "
