@@ -71,7 +71,7 @@ class RedisBatcher:
         members = self._members.get(group)
         if members is None:
             members = self._members[group] = []
-            self.add_behind(lambda pipe: command(pipe, self._members.pop(group, members)), what)
+            self.add_behind(lambda pipe: command(pipe, members), what)  # this batch's members only
         members.append(member)
 
     async def _flush(self) -> None:
@@ -81,7 +81,10 @@ class RedisBatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full, LINGER)
                 self._full = None
-            batch, self._pending = self._pending, []
+            # A member added from now on belongs to the next batch: on a cluster this batch's results are awaited
+            # before its acknowledgements are sent, and a job finishing meanwhile must not be acknowledged here
+            # while its result waits in the next batch.
+            batch, self._pending, self._members = self._pending, [], {}
             if self.cluster:
                 await self._send_on_cluster(batch)
             else:
@@ -108,8 +111,6 @@ class RedisBatcher:
         results = [entry for entry in batch if entry[2]]
         others = [entry for entry in batch if not entry[2]]
         if results and not await self._send(results, transaction=False):
-            for command, _, _ in others:
-                command(_Unsent())  # releases what it collected (add_member), so later batches start afresh
             _fail(others, ConnectionError("a result of this batch was not written, so its acknowledgements wait"))
             return
         replies = await asyncio.gather(*(_run(self.redis, command) for command, _, _ in others), return_exceptions=True)
@@ -122,13 +123,6 @@ class RedisBatcher:
         """Write whatever is queued (before the connection pool closes)."""
         while self._flushing is not None and not self._flushing.done():
             await asyncio.shield(self._flushing)
-
-
-class _Unsent:
-    """Stands in for the pipeline of commands that are not sent: every command is accepted and dropped."""
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
 
 
 async def _run(redis: Any, command: Command) -> Any:

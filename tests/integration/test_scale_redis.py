@@ -154,5 +154,20 @@ async def test_on_a_cluster_no_acknowledgement_is_sent_when_a_result_of_its_batc
             assert await stored is True and await script in (1, 2)
             await batcher.drain()
             assert await client.zrange(reserved, 0, -1) == [b"job-1"], "job-2 acknowledged, job-1 still reserved"
+
+            # A job that finishes while a batch's results are being written belongs to the next batch: its
+            # acknowledgement must not go out with this one (its own result, failing here, is in the next).
+            await client.zadd(reserved, {b"job-3": 3.0, b"job-4": 4.0})
+            slow = batcher.add(lambda pipe: pipe.execute_command("WAIT", 1, 2000), result=True)  # no replica: 2 s
+            batcher.add_member(reserved, b"job-3", lambda pipe, jobs: pipe.zrem(reserved, *jobs), "acknowledgements")
+            while batcher._pending:  # until the first batch is out (it then waits on WAIT); job-4 finishes meanwhile
+                await asyncio.sleep(0.005)
+            later = batcher.add(lambda pipe: pipe.incr(broken), result=True)
+            batcher.add_member(reserved, b"job-4", lambda pipe, jobs: pipe.zrem(reserved, *jobs), "acknowledgements")
+            assert await slow == 0
+            with pytest.raises(ResponseError):
+                await later
+            await batcher.drain()
+            assert await client.zrange(reserved, 0, -1) == [b"job-1", b"job-4"], "job-3 acknowledged, job-4 not"
         finally:
             await client.aclose()
