@@ -160,7 +160,7 @@ async def test_on_a_cluster_no_acknowledgement_is_sent_when_a_result_of_its_batc
             await client.zadd(reserved, {b"job-3": 3.0, b"job-4": 4.0})
             slow = batcher.add(lambda pipe: pipe.execute_command("WAIT", 1, 2000), result=True)  # no replica: 2 s
             batcher.add_member(reserved, b"job-3", lambda pipe, jobs: pipe.zrem(reserved, *jobs), "acknowledgements")
-            while batcher._pending:  # until the first batch is out (it then waits on WAIT); job-4 finishes meanwhile
+            while batcher._pending:  # noqa: ASYNC110  (until the first batch is out, waiting on WAIT)
                 await asyncio.sleep(0.005)
             later = batcher.add(lambda pipe: pipe.incr(broken), result=True)
             batcher.add_member(reserved, b"job-4", lambda pipe, jobs: pipe.zrem(reserved, *jobs), "acknowledgements")
