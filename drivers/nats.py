@@ -134,7 +134,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
                 name=options.stream,
                 subjects=[f"{options.subject_prefix}.>"],
                 retention=RetentionPolicy.WORK_QUEUE,
-                num_replicas=options.replicas,
+                num_replicas=options.replicas or 1,
             ),
             # A bounded fetch: cancelling an unbounded one at shutdown hangs the worker.
             pull_consume_batch=options.fetch_batch,
@@ -225,9 +225,10 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
             return
         except BadRequestError as error:
             if error.err_code != STREAM_NAME_IN_USE:
-                if self.options.replicas > 1:
+                replicas = self.options.replicas
+                if replicas is not None and replicas > 1:
                     what = f"the stream '{self.options.stream}'"
-                    raise refused(what, self.options.replicas, error, replicas_setting(self.spec)) from None
+                    raise refused(what, replicas, error, replicas_setting(self.spec)) from None
                 raise
         existing = (await self.js.stream_info(self.options.stream)).config
         wanted = f"{self.options.subject_prefix}.>"

@@ -3,7 +3,8 @@
 ``replicas`` (1-5) is JetStream's ``num_replicas``: in a cluster each stream (a key-value bucket is a stream,
 ``KV_<bucket>``) is kept on that many servers, so it survives the loss of a minority of them. A stream that
 already exists with another count is **updated** to the configured one (JetStream moves the replicas itself,
-as ``nats stream edit --replicas`` does), and the change is logged; a server that refuses (a single server
+as ``nats stream edit --replicas`` does), and the change is logged; with ``replicas`` unset, new streams get 1
+and existing ones are left as they are; a server that refuses (a single server
 asked for more than 1, fewer servers than replicas) is a ``QueueConfigurationError`` naming the fix.
 """
 
@@ -28,8 +29,11 @@ def refused(what: str, wanted: int, error: APIError, setting: str) -> QueueConfi
     )
 
 
-async def match_replicas(js: Any, stream: str, wanted: int, what: str, setting: str) -> None:
-    """Give the existing ``stream`` ``wanted`` replicas if it has another number."""
+async def match_replicas(js: Any, stream: str, wanted: int | None, what: str, setting: str) -> None:
+    """Give the existing ``stream`` ``wanted`` replicas if it has another number (``None``: leave it as it is,
+    so an app that never set ``replicas`` does not shrink a stream an operator replicated)."""
+    if wanted is None:
+        return
     config = (await js.stream_info(stream)).config
     have = config.num_replicas or 1
     if have == wanted:

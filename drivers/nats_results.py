@@ -33,7 +33,7 @@ class NatsResults(AsyncResultBackend[ReturnType]):
         servers: str | list[str],
         bucket: str,
         ttl: float,
-        replicas: int = 1,
+        replicas: int | None = None,
         replicas_setting: str = "replicas",
         **connect_options: Any,
     ) -> None:
@@ -94,16 +94,17 @@ class NatsResults(AsyncResultBackend[ReturnType]):
         return None if value is None else TaskProgress[ReturnType].model_validate(self.serializer.loadb(value))
 
 
-async def open_bucket(js: Any, bucket: str, replicas: int, setting: str, ttl: float | None = None) -> KeyValue:
-    """The bucket, made (history 1, ``ttl``, ``replicas``) if missing; an existing one gets ``replicas``."""
+async def open_bucket(js: Any, bucket: str, replicas: int | None, setting: str, ttl: float | None = None) -> KeyValue:
+    """The bucket, made (history 1, ``ttl``, ``replicas`` or 1) if missing; an existing one gets ``replicas``
+    when it is set."""
     what = f"key-value bucket '{bucket}'"
     try:
         kv: KeyValue = await js.key_value(bucket)
     except BucketNotFoundError:
         try:
-            created: KeyValue = await js.create_key_value(bucket=bucket, ttl=ttl, history=1, replicas=replicas)
+            created: KeyValue = await js.create_key_value(bucket=bucket, ttl=ttl, history=1, replicas=replicas or 1)
         except APIError as error:
-            if replicas > 1:
+            if replicas is not None and replicas > 1:
                 raise refused(f"the {what}", replicas, error, setting) from None
             raise
         return created

@@ -134,12 +134,13 @@ class NatsOptions(DriverOptions):
     result_ttl: float = Field(86_400, gt=0, description="seconds a result is kept (the bucket's TTL, set when made)")
     connect_timeout: float = Field(5.0, gt=0, le=300)
     send_timeout: float = send_timeout()
-    replicas: int = Field(
-        1,
+    replicas: int | None = Field(
+        None,
         ge=1,
         le=5,
         description="JetStream replicas of the work stream, the results bucket and the control buckets (a cluster "
-        "keeps each on this many servers; JetStream allows at most 5)",
+        "keeps each on this many servers; JetStream allows at most 5). Unset: new ones get 1 and existing ones "
+        "keep theirs (set it to change them)",
     )
 
     @field_validator("stream")

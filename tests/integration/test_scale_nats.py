@@ -134,6 +134,16 @@ async def test_replicas_keep_the_stream_and_every_bucket_on_three_servers(
         changed = [r.getMessage() for r in caplog.records if "changed to 3" in r.getMessage()]
         assert len(changed) == 4, changed  # each change is logged once
 
+        manager = nats_manager(cluster.url, stream, queue)  # replicas unset: what an operator set is kept
+        try:
+            await manager.connection("nats").startup()
+            assert await manager.connection("nats").paused(queue)
+        finally:
+            await manager.shutdown()
+        async with jetstream(cluster.urls) as js:
+            for name in (stream, f"KV_{stream}_results", f"KV_{stream}_control"):
+                assert await replicas_of(js, name) == 3, name
+
         fresh = unique("SCALE")  # made with three replicas from the start
         manager = nats_manager(cluster.url, fresh, queue, replicas=3)
         try:
