@@ -551,6 +551,14 @@ class RedisSentinel:
                 interval=0.2,
             )
 
+    def failover(self) -> int:
+        """``SENTINEL FAILOVER``: the master is demoted to a replica while it runs (its blocked clients get
+        ``-UNBLOCKED``), and the replica promoted; returns the old master's port (then ``wait_failover`` it)."""
+        port = self.master_port()
+        with _redis(self.sentinel_ports[0]) as client:
+            client.execute_command("SENTINEL", "FAILOVER", self.master_name)
+        return port
+
     def wait_failover(self, old_port: int, timeout: float = 60) -> int:
         """Wait until every sentinel reports a master other than ``old_port`` (the same one), and that server
         says it is a master; returns its port."""

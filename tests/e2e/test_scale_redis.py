@@ -76,6 +76,29 @@ def test_a_sentinel_failover_mid_run_loses_no_job(driver: str, tmp_path: Path, r
         assert output.count("Worker ready") == 1, f"the worker process restarted:\n{output}"
 
 
+@pytest.mark.parametrize("driver", ["redis", "redis_stream"])
+def test_an_idle_worker_follows_a_sentinel_failover_that_demotes_a_live_master(
+    driver: str, tmp_path: Path, record_dir: Path
+) -> None:
+    """A demoted master answers the worker's blocking fetch (BLMOVE, XREADGROUP) with -UNBLOCKED: the worker
+    must take it as a lost connection, not die."""
+    queue = unique("q")
+    with redis_sentinel(tmp_path) as sentinel:
+        env = connections_env({driver: queue}, record_dir, driver, REDIS_URL=sentinel_url(sentinel))
+        with queue_work(TASKS, env=env, log=tmp_path / "w.log") as worker:
+            worker.wait_ready()
+            [row] = dispatch_jobs([{"task": "remember", "args": [1]}], env)
+            assert row["value"] == 1
+            started = time.time()
+            sentinel.wait_failover(sentinel.failover())
+            rows = dispatch_jobs([{"task": "remember", "args": [2]}], env, timeout=120)
+            recovered = round(time.time() - started, 2)
+            output = worker.output()
+        assert rows[0]["value"] == 2 and sorted(ran_jobs(record_dir)) == [1, 2], output
+        assert output.count("Worker ready") == 1 and "Traceback" not in output, output
+        print(f"MEASURED sentinel-demotion {driver} {json.dumps({'seconds_to_next_job': recovered})}")
+
+
 def cluster_manager(driver: str, url: str, queue: str) -> QueueManager:
     return QueueManager(
         load_settings(
