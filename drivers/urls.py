@@ -97,8 +97,8 @@ def _authority_hosts(prefix: str, rest: str) -> list[str]:
     """One URL per ``host[:port]`` of the authority (several in ``redis+sentinel://h1:1,h2:2/...``)."""
     if not several_hosts(prefix):
         return [f"{prefix or '//'}{rest}"]
-    end = min((i for i in (rest.find(ch) for ch in AUTHORITY_ENDS) if i >= 0), default=len(rest))
-    return [f"{prefix}{host}{rest[end:]}" for host in rest[:end].split(",")]
+    hosts = _authority(rest)
+    return [f"{prefix}{host}{rest[len(hosts) :]}" for host in hosts.split(",")]
 
 
 def host_port(url: str, default_port: int) -> str:
@@ -135,26 +135,40 @@ def has_host(url: str) -> bool:
 
 
 def url_list_problem(url: str) -> str | None:
-    """What makes a (list of) URL(s) unreadable, server by server: a bad port, an empty entry; else None."""
+    """What makes a (list of) URL(s) unreadable, server by server: a bad port, an empty entry, several hosts in
+    one URL where the scheme takes one; else None."""
+    match = _SCHEME.match(url.strip())
+    scheme = match.group(1).lower() if match else "nats"
+    example = f"{scheme}://h1:{_EXAMPLE_PORTS.get(scheme, 4222)},{scheme}://h2:{_EXAMPLE_PORTS.get(scheme, 4222)}"
     if url.strip().endswith(","):
-        return "the list ends with a comma (an empty entry): separate servers with commas, each a whole URL"
+        return (
+            f"the list ends with a comma (an empty entry): separate servers with commas, each a whole URL ({example})"
+        )
     for part in split_urls(url):
         prefix, _, rest = split_userinfo(part)
         if prefix.lower() == "unix://":
             continue
         if not prefix:
-            return (
-                "each server of a comma-separated list must be a whole URL with its scheme "
-                "(nats://h1:4222,nats://h2:4222)"
-            )
+            return f"each server of a comma-separated list must be a whole URL with its scheme ({example})"
+        if not several_hosts(prefix) and "," in _authority(rest):
+            return f"one URL names several hosts: write each server as a whole URL, comma-separated ({example})"
         for one in _authority_hosts(prefix, rest):
             try:
                 urlsplit(one).port  # noqa: B018  (raises for a port that is not a number)
             except ValueError:
                 return (
                     "a server's port is not a number, or an entry of the list is empty: separate servers with "
-                    "commas, each a whole URL (nats://h1:4222,nats://h2:4222)"
+                    f"commas, each a whole URL ({example})"
                 )
             if not urlsplit(one).hostname:
                 return "a server of the URL names no host"
     return None
+
+
+_EXAMPLE_PORTS = {"amqp": 5672, "amqps": 5671, "redis": 6379, "rediss": 6379, "tls": 4222, "ws": 80, "wss": 443}
+
+
+def _authority(rest: str) -> str:
+    """The host[:port] part of what follows the userinfo."""
+    end = min((i for i in (rest.find(ch) for ch in AUTHORITY_ENDS) if i >= 0), default=len(rest))
+    return rest[:end]

@@ -371,3 +371,22 @@ def test_nats_replicas_in_range_are_accepted(clean_env: pytest.MonkeyPatch) -> N
     clean_env.setenv("QUEUE_DRIVER", "memory")
     clean_env.setenv("QUEUE_CONNECTIONS__NATS__OPTIONS__REPLICAS", "3")
     assert QueueManager(QueueSettings()).settings.connections["nats"].options == {"replicas": "3"}
+
+
+@pytest.mark.parametrize(
+    ("driver", "url", "example"),
+    [
+        ("rabbitmq", "amqp://guest:S3cret@h1,h2/vh", "amqp://h1:5672,amqp://h2:5672"),
+        ("rabbitmq", "amqp://guest:S3cret@h1:5672,h2:5672/vh", "amqp://h1:5672,amqp://h2:5672"),
+        ("nats", "nats://u:S3cret@h1,h2", "nats://h1:4222,nats://h2:4222"),
+    ],
+)
+def test_several_hosts_in_one_url_are_refused_at_boot_with_the_list_form(
+    clean_env: pytest.MonkeyPatch, driver: str, url: str, example: str
+) -> None:
+    """``h1,h2`` would be taken for one host name and fail later with a DNS error."""
+    with pytest.raises(QueueConfigurationError) as caught:
+        load_settings({"driver": driver, "connections": {driver: {"url": url}}})
+    message = str(caught.value)
+    assert "one URL names several hosts" in message and example in message, message
+    assert "S3cret" not in message
