@@ -61,7 +61,7 @@ from drivers.delay import MIN_DELAY, due_at, eta_remaining
 from drivers.errors import InvalidDelayError, QueueConfigurationError
 from drivers.names import check_queue_name
 from drivers.nats_client import StrictTlsClient, TlsNotOfferedError, connect
-from drivers.nats_replicas import match_replicas, refused
+from drivers.nats_replicas import about_replicas, match_replicas, refused
 from drivers.nats_results import NatsResults
 from drivers.options import NatsOptions
 from drivers.pausing import IDLE_WHILE_PAUSED, PausedQueues
@@ -226,7 +226,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
         except BadRequestError as error:
             if error.err_code != STREAM_NAME_IN_USE:
                 replicas = self.options.replicas
-                if replicas is not None and replicas > 1:
+                if replicas is not None and replicas > 1 and about_replicas(error):
                     what = f"the stream '{self.options.stream}'"
                     raise refused(what, replicas, error, replicas_setting(self.spec)) from None
                 raise

@@ -22,6 +22,12 @@ from drivers.errors import QueueConfigurationError
 logger = logging.getLogger("queue_manager.drivers.nats")
 
 
+def about_replicas(error: APIError) -> bool:
+    """Does JetStream refuse because of the replica count (not clustered, too few servers)?"""
+    text = f"{error.description or ''} {error}".lower()
+    return any(word in text for word in ("replica", "peer", "clustered", "insufficient resources"))
+
+
 def refused(what: str, wanted: int, error: APIError, setting: str) -> QueueConfigurationError:
     return QueueConfigurationError(
         f"NATS refused {what} with {wanted} replica(s): {error.description or error}. A single server (not a "

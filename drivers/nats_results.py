@@ -20,7 +20,7 @@ from taskiq.result import TaskiqResult
 from taskiq.serializers import JSONSerializer
 
 from drivers.nats_client import connect
-from drivers.nats_replicas import match_replicas, refused
+from drivers.nats_replicas import about_replicas, match_replicas, refused
 from drivers.result_errors import ResultBackendNotStartedError, ResultMissingError
 
 ReturnType = TypeVar("ReturnType")
@@ -104,7 +104,7 @@ async def open_bucket(js: Any, bucket: str, replicas: int | None, setting: str, 
         try:
             created: KeyValue = await js.create_key_value(bucket=bucket, ttl=ttl, history=1, replicas=replicas or 1)
         except APIError as error:
-            if replicas is not None and replicas > 1:
+            if replicas is not None and replicas > 1 and about_replicas(error):
                 raise refused(f"the {what}", replicas, error, setting) from None
             raise
         return created
