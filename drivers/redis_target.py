@@ -18,6 +18,7 @@ imports redis-py only to build them, so the settings check at boot reads a URL w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -143,7 +144,7 @@ def target_problem(url: str, cluster: bool) -> str | None:
 
 def sentinel_pool(target: RedisTarget, max_connections: int | None, **connection: Any) -> SentinelConnectionPool:
     """A pool whose connections go to the master the sentinels name now (redis-py re-asks after a failover)."""
-    from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+    from redis.asyncio.sentinel import Sentinel
 
     wait = connection.get("socket_connect_timeout", 5.0)
     asking = {"socket_connect_timeout": wait, "socket_timeout": wait}
@@ -157,7 +158,22 @@ def sentinel_pool(target: RedisTarget, max_connections: int | None, **connection
     }
     if max_connections is not None:
         options["max_connections"] = max_connections
-    return SentinelConnectionPool(target.master_name, sentinel, **options)  # type: ignore[no-untyped-call]
+    return _closing_pool()(target.master_name, sentinel, **options)  # type: ignore[no-any-return]
+
+
+@cache
+def _closing_pool() -> type[SentinelConnectionPool]:
+    """redis-py's sentinel pool, except that closing it also closes its connections to the sentinels (redis-py
+    leaves them open: every health probe would leave its sentinel sockets behind)."""
+    from redis.asyncio.sentinel import SentinelConnectionPool
+
+    class ClosingSentinelPool(SentinelConnectionPool):
+        async def disconnect(self, inuse_connections: bool = True) -> None:
+            await super().disconnect(inuse_connections)
+            for client in self.sentinel_manager.sentinels:
+                await client.aclose()
+
+    return ClosingSentinelPool
 
 
 def cluster_client(target: RedisTarget, max_connections: int | None, **connection: Any) -> RedisCluster:

@@ -171,3 +171,34 @@ async def test_on_a_cluster_no_acknowledgement_is_sent_when_a_result_of_its_batc
             assert await client.zrange(reserved, 0, -1) == [b"job-1", b"job-4"], "job-3 acknowledged, job-4 not"
         finally:
             await client.aclose()
+
+
+@pytest.mark.fault
+async def test_pings_through_sentinels_leave_no_connection_to_them(tmp_path: Path) -> None:
+    """A health probe pings through a fresh sentinel pool each time: closing it must close its sentinel clients."""
+    import gc
+
+    from redis.asyncio import Redis
+
+    with redis_sentinel(tmp_path) as sentinel:
+        hosts = ",".join(f"{host}:{port}" for host, port in sentinel.sentinels)
+        manager = redis_manager("redis", f"redis+sentinel://{hosts}/{sentinel.master_name}", unique("q"))
+        watched = Redis(host=sentinel.sentinels[0][0], port=sentinel.sentinels[0][1])
+        try:
+
+            async def clients() -> int:
+                return int((await watched.info("clients"))["connected_clients"])
+
+            await manager.connection("redis").ping()
+            before = await clients()
+            gc.disable()  # what is left open must not be closed by the garbage collector meanwhile
+            try:
+                for _ in range(5):
+                    await manager.connection("redis").ping()
+                after = await clients()
+            finally:
+                gc.enable()
+            assert after <= before, f"{after - before} sentinel connections left open by 5 pings"
+        finally:
+            await watched.aclose()
+            await manager.shutdown()
