@@ -49,9 +49,13 @@ class NatsResults(AsyncResultBackend[ReturnType]):
 
     async def startup(self) -> None:
         self.client = await connect(self.servers, **self.connect_options)
-        self._kv = await open_bucket(
-            self.client.jetstream(), self.bucket, self.replicas, self.replicas_setting, ttl=self.ttl
-        )
+        try:
+            self._kv = await open_bucket(
+                self.client.jetstream(), self.bucket, self.replicas, self.replicas_setting, ttl=self.ttl
+            )
+        except BaseException:  # e.g. replicas refused: a startup tried again must not leave this client open
+            await self.shutdown()
+            raise
 
     async def shutdown(self) -> None:
         if self.client is not None and not self.client.is_closed:
