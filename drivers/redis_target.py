@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from drivers.errors import QueueConfigurationError
-from drivers.urls import split_urls, split_userinfo
+from drivers.urls import SENTINEL_PORT, split_urls, split_userinfo
 
 if TYPE_CHECKING:
     from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.sentinel import SentinelConnectionPool
 
-SENTINEL_PORT = 26379
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 SENTINEL_FORM = "redis+sentinel://[:password@]host1:port1,host2:port2/<master_name>[/db]"
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 MASK = "***"
+SENTINEL_PORT = 26379  # a sentinel's port when its URL names none
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # Characters that end the authority of a URL: inside a password they must be percent-encoded.
 AUTHORITY_ENDS = "/?#"
@@ -110,10 +111,11 @@ def host_port(url: str, default_port: int) -> str:
         if prefix.lower() == "unix://":
             servers.append(rest.split("?", 1)[0] or "(no socket path)")
             continue
+        default = SENTINEL_PORT if several_hosts(prefix) else default_port
         for one in _authority_hosts(prefix, rest):
             try:
                 parts = urlsplit(one)
-                port = parts.port or default_port
+                port = parts.port or default
             except ValueError:
                 servers.append("(unparseable url)")
                 continue

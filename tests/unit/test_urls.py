@@ -127,3 +127,7 @@ def test_a_good_list_and_a_sentinel_url_have_no_problem() -> None:
     assert has_host("redis+sentinel://s1:26379,s2:26379/mymaster")
     assert not unencoded_userinfo("amqp://u:p@h1/vh,amqp://u:p@h2/vh")
     assert unencoded_userinfo("amqp://u:p@h1/vh,amqp://u:p#x@h2/vh")
+
+
+def test_a_sentinel_without_a_port_is_shown_with_the_sentinel_port() -> None:
+    assert host_port("redis+sentinel://:pw@h1,h2:5000/mymaster", 6379) == "h1:26379,h2:5000"
