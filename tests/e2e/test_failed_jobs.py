@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SERVER_DRIVERS, connections_env, dispatch_jobs, lines, queue_work, run_python, wait_for
+from tests.helpers import (
+    SERVER_DRIVERS,
+    cleanup,
+    connections_env,
+    dispatch_jobs,
+    lines,
+    queue_work,
+    run_python,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 TASKS = "--tasks=app.jobs"
@@ -23,11 +32,12 @@ def artisan(*args: str, env: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("driver", SERVER_DRIVERS)
 def test_a_job_that_fails_for_good_is_listed_then_retried_after_the_fix(
-    driver: str, queues: dict[str, str], record_dir: Path, tmp_path: Path
+    driver: str, queues: dict[str, str], record_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     env = connections_env(queues, record_dir, driver)
     (record_dir / "broken").touch()
     queue = f"{queues[driver]}-mail"
+    request.addfinalizer(lambda: cleanup(driver, queue))  # the fixture cleans the connections' own queues only
     with queue_work(driver, f"--queue={queue}", TASKS, env=env, log=tmp_path / "w.log") as worker:
         worker.wait_ready()
         dispatch_jobs([{"task": "fragile", "args": [1], "queue": queue}], env, wait=False)
