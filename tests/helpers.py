@@ -254,3 +254,41 @@ def one_connection_manager(driver: str, url: str, queue: str, **options: Any) ->
     manager = QueueManager(load_settings({"driver": driver, "connections": {driver: connection}}))
     use_manager(manager)
     return manager
+
+
+async def push_foreign(driver: str, queue: str, payloads: list[bytes], headers: dict[str, str] | None = None) -> None:
+    """Straight into the broker's queue with its own client (on the shared servers), as a foreign producer
+    would: no queue manager, no TaskIQ."""
+    if driver in ("redis", "redis_stream"):
+        from redis.asyncio import Redis
+
+        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
+            for payload in payloads:
+                if driver == "redis":
+                    await redis.lpush(f"queues:{queue}", payload)
+                else:
+                    await redis.xadd(f"queues:stream:{queue}", {"data": payload})
+    elif driver == "rabbitmq":
+        import aio_pika
+        from aiormq.exceptions import DeliveryError
+
+        async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as amqp:
+            channel = await amqp.channel()
+            for payload in payloads:
+                message = aio_pika.Message(payload, headers=dict(headers or {}))
+                for attempt in range(3):  # a nack (seen once, under load) means "not stored": safe to send again
+                    try:
+                        await channel.default_exchange.publish(message, routing_key=queue)
+                        break
+                    except DeliveryError:
+                        if attempt == 2:
+                            raise
+    else:
+        import nats
+
+        client = await nats.connect("nats://127.0.0.1:4222")
+        try:
+            for payload in payloads:
+                await client.jetstream().publish(f"queues.{queue}", payload, headers=headers)
+        finally:
+            await client.close()

@@ -39,6 +39,18 @@ def wait_port(port: int, up: bool, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    """SIGTERM a server we started, SIGKILL it if it has not gone within ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class PrivateServer:
     def __init__(self, command: list[str], port: int, log: Path) -> None:
         self.command, self.port, self.log = command, port, log
@@ -50,13 +62,7 @@ class PrivateServer:
         wait_port(self.port, up=True)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         with suppress(TimeoutError):
             wait_port(self.port, up=False, timeout=5)
 
@@ -261,13 +267,7 @@ class PrivateMariaDB:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout=30)
         with suppress(TimeoutError):
             wait_port(self.port, up=False, timeout=5)
 
@@ -432,13 +432,7 @@ class PrivateUnixRedis:
                 return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 @contextmanager

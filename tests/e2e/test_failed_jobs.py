@@ -15,6 +15,7 @@ from tests.helpers import (
     connections_env,
     dispatch_jobs,
     lines,
+    push_foreign,
     queue_work,
     run_python,
     wait_for,
@@ -82,31 +83,13 @@ GHOST = json.dumps(
 
 
 async def push_garbage(driver: str, queue: str, payload: bytes, without_data: bool = False) -> None:
-    """Bytes no worker can decode, straight into the broker's queue with its own client."""
-    if driver == "redis":
+    """Bytes no worker can decode, straight into the broker's queue; on the stream also an entry without data."""
+    await push_foreign(driver, queue, [payload])
+    if without_data and driver == "redis_stream":
         from redis.asyncio import Redis
 
         async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
-            await redis.lpush(f"queues:{queue}", payload)
-    elif driver == "redis_stream":
-        from redis.asyncio import Redis
-
-        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
-            await redis.xadd(f"queues:stream:{queue}", {"data": payload})
-            if without_data:
-                await redis.xadd(f"queues:stream:{queue}", {"something": "else"})  # no data field at all
-    elif driver == "rabbitmq":
-        import aio_pika
-
-        async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as amqp:
-            channel = await amqp.channel()
-            await channel.default_exchange.publish(aio_pika.Message(payload), routing_key=queue)
-    else:
-        import nats
-
-        client = await nats.connect("nats://127.0.0.1:4222")
-        await client.jetstream().publish(f"queues.{queue}", payload)
-        await client.close()
+            await redis.xadd(f"queues:stream:{queue}", {"something": "else"})  # no data field at all
 
 
 @pytest.mark.parametrize("driver", SERVER_DRIVERS)

@@ -13,7 +13,16 @@ import pytest
 
 from queue_manager import QueueManager
 from queue_manager.settings import load_settings
-from tests.helpers import SERVER_DRIVERS, connections_env, dispatch_jobs, queue_work, queued, run_python, wait_for
+from tests.helpers import (
+    SERVER_DRIVERS,
+    connections_env,
+    dispatch_jobs,
+    push_foreign,
+    queue_work,
+    queued,
+    run_python,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 TASKS = "--tasks=app.jobs"
@@ -32,40 +41,6 @@ def job_with_labels(number: int, labels: dict[str, Any]) -> bytes:
             "kwargs": {},
         }
     ).encode()
-
-
-async def push(driver: str, queue: str, payloads: list[bytes]) -> None:
-    """Straight into the broker's queue with its own client, as another producer would."""
-    if driver in ("redis", "redis_stream"):
-        from redis.asyncio import Redis
-
-        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
-            for payload in payloads:
-                if driver == "redis":
-                    await redis.lpush(f"queues:{queue}", payload)
-                else:
-                    await redis.xadd(f"queues:stream:{queue}", {"data": payload})
-    elif driver == "rabbitmq":
-        import aio_pika
-        from aiormq.exceptions import DeliveryError
-
-        async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as amqp:
-            channel = await amqp.channel()
-            for payload in payloads:
-                for attempt in range(3):  # a nack (seen once, under load) means "not stored": safe to send again
-                    try:
-                        await channel.default_exchange.publish(aio_pika.Message(payload), routing_key=queue)
-                        break
-                    except DeliveryError:
-                        if attempt == 2:
-                            raise
-    else:
-        import nats
-
-        client = await nats.connect("nats://127.0.0.1:4222")
-        for payload in payloads:
-            await client.jetstream().publish(f"queues.{queue}", payload)
-        await client.close()
 
 
 def failed_jobs(record_dir: Path) -> list[Any]:
@@ -102,7 +77,7 @@ def test_labels_the_receiver_cannot_use_end_as_failed_jobs_and_the_worker_keeps_
     bad += [job_with_labels(QOS + n, {"retries": "abc"}) for n in range(QOS // 2)]
     with queue_work(driver, TASKS, env=env, log=tmp_path / "w.log") as worker:
         worker.wait_ready()
-        asyncio.run(push(driver, queues[driver], bad))
+        asyncio.run(push_foreign(driver, queues[driver], bad))
         rows = dispatch_jobs([{"task": "remember", "args": [n]} for n in range(1, 2 * QOS)], env, timeout=120)
         assert [row["value"] for row in rows] == list(range(1, 2 * QOS)), "good jobs after the bad ones all ran"
         assert wait_for(lambda: len(failed_jobs(record_dir)) == len(bad), timeout=60), worker.output()
@@ -128,7 +103,7 @@ def test_a_huge_undecodable_message_keeps_the_log_small_and_the_whole_payload_in
     log = tmp_path / "w.log"
     with queue_work(driver, TASKS, env=env, log=log) as worker:
         worker.wait_ready()
-        asyncio.run(push(driver, queues[driver], [payload]))
+        asyncio.run(push_foreign(driver, queues[driver], [payload]))
         [row] = dispatch_jobs([{"task": "remember", "args": [1]}], env, timeout=120)
         assert row["value"] == 1, "the worker went on with the next job"
         assert wait_for(lambda: len(failed_jobs(record_dir)) == 1, timeout=90), worker.output()[-3000:]

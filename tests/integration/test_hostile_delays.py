@@ -19,7 +19,7 @@ from taskiq.utils import maybe_awaitable
 from drivers.poison import PoisonMessage
 from queue_manager import Connection, QueueConfigurationError, QueueManager, task
 from queue_manager.settings import load_settings
-from tests.helpers import SERVER_DRIVERS, cleanup_queue, unique
+from tests.helpers import SERVER_DRIVERS, cleanup_queue, push_foreign, unique
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 LIMIT = "366 days"
@@ -135,31 +135,6 @@ def raw_job(labels: dict[str, Any]) -> bytes:
     ).encode()
 
 
-async def push(driver: str, queue: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
-    """Straight into the broker's queue with its own client, as a foreign producer would."""
-    if driver in ("redis", "redis_stream"):
-        from redis.asyncio import Redis
-
-        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
-            if driver == "redis":
-                await redis.lpush(f"queues:{queue}", payload)
-            else:
-                await redis.xadd(f"queues:stream:{queue}", {"data": payload})
-    elif driver == "rabbitmq":
-        import aio_pika
-
-        async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as amqp:
-            channel = await amqp.channel()
-            message = aio_pika.Message(payload, headers=dict(headers or {}))
-            await channel.default_exchange.publish(message, routing_key=queue)
-    else:
-        import nats
-
-        client = await nats.connect("nats://127.0.0.1:4222")
-        await client.jetstream().publish(f"queues.{queue}", payload, headers=headers)
-        await client.close()
-
-
 async def serve_until_good(connection: Connection, wanted: int, within: float = 60) -> tuple[list[Any], list[str]]:
     """Run the worker side of ``connection`` until ``wanted`` good jobs came; returns them and the poison
     reasons the broker reported (it acknowledges poison itself)."""
@@ -214,7 +189,7 @@ async def test_a_bad_eta_label_on_receipt_is_poison_not_a_crash(
     connection = connection_on(driver, worker=True)
     await connection.startup()
     for eta in BAD_ETA_LABELS:
-        await push(driver, queue_name, raw_job({"eta": eta}))
+        await push_foreign(driver, queue_name, [raw_job({"eta": eta})])
     await connection.dispatch(numbered, 1)
     good, poisoned = await serve_until_good(connection, 1)
     assert good == [[1]]
@@ -230,7 +205,7 @@ async def test_a_bad_eta_header_on_receipt_is_poison_not_a_crash(
 ) -> None:
     connection = connection_on(driver, worker=True)
     await connection.startup()
-    await push(driver, queue_name, raw_job({}), headers={"eta": eta})
+    await push_foreign(driver, queue_name, [raw_job({})], headers={"eta": eta})
     await connection.dispatch(numbered, 1)
     good, poisoned = await serve_until_good(connection, 1)
     assert good == [[1]] and len(poisoned) == 1 and "eta" in poisoned[0], (good, poisoned)
@@ -244,7 +219,7 @@ async def test_a_nats_job_due_later_is_still_handed_back_until_due(
     connection = connection_on("nats", worker=True)
     await connection.startup()
     due = time.time() + 2
-    await push("nats", queue_name, raw_job({}), headers={"eta": str(due)})
+    await push_foreign("nats", queue_name, [raw_job({})], headers={"eta": str(due)})
     good, poisoned = await serve_until_good(connection, 1)
     assert good == [[7]] and poisoned == []
     assert time.time() >= due - 0.1 and not math.isnan(due)
