@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     ImportString,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -89,8 +90,13 @@ def several_servers_rule(url: str, schemes: tuple[str, ...]) -> None:
 def cluster_option(options: Mapping[str, Any]) -> bool:
     """A Redis connection's ``cluster`` option read as pydantic reads a bool, without building the driver's
     options model at boot (a value that is no bool is reported with the other options by the manager)."""
-    value = options.get("cluster", False)
-    return value is True or str(value).strip().lower() in ("1", "true", "t", "yes", "y", "on")
+    try:
+        return BOOL.validate_python(options.get("cluster", False))
+    except ValidationError:
+        return False
+
+
+BOOL = TypeAdapter(bool)
 
 
 def queue_name_rule(value: str) -> str:

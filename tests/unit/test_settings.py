@@ -390,3 +390,16 @@ def test_several_hosts_in_one_url_are_refused_at_boot_with_the_list_form(
     message = str(caught.value)
     assert "one URL names several hosts" in message and example in message, message
     assert "S3cret" not in message
+
+
+@pytest.mark.parametrize(("flag", "accepted"), [("true", True), ("yes", True), ("on", True), ("no", False)])
+def test_the_cluster_flag_is_read_as_pydantic_reads_a_bool(
+    clean_env: pytest.MonkeyPatch, flag: str, accepted: bool
+) -> None:
+    """A list of Redis URLs needs cluster on; the flag is read at boot without building the options model."""
+    connection = {"url": "redis://h1:7000,redis://h2:7000", "options": {"cluster": flag}}
+    if accepted:
+        assert load_settings({"driver": "redis", "connections": {"redis": connection}}).driver == "redis"
+    else:
+        with pytest.raises(QueueConfigurationError, match="needs the option cluster=true"):
+            load_settings({"driver": "redis", "connections": {"redis": connection}})
