@@ -41,6 +41,7 @@ T = TypeVar("T")
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 60.0  # the machine is small and often busy: generous deadlines, polled
+DOWN_AFTER_MS = 5000  # how long the sentinels wait before they call a silent server down (see RedisSentinel)
 _EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/usr/bin", "/sbin", "/bin")
 _PORT_CLASH = ("address already in use", "bind: address in use")
 
@@ -428,10 +429,14 @@ class RedisSentinel:
 
     def _sentinel(self, port: int, master_port: int) -> ClusterProcess:
         config = self.root / f"sentinel-{port}.conf"  # sentinels rewrite their config file: each has its own
+        # down-after is kept well above the sentinels' 1 s PING period. At 1000 ms a CI run saw two sentinels
+        # call the just-promoted master down within a second of its promotion (a promotion drops the other
+        # sentinels' links to it with CLIENT KILL, and a busy machine is slow to answer) and fail over again, to
+        # the old master as it restarted.
         config.write_text(
             f"port {port}\nbind {HOST}\ndir {self.root}\ndaemonize no\n"
             f"sentinel monitor {self.master_name} {HOST} {master_port} 2\n"
-            f"sentinel down-after-milliseconds {self.master_name} 1000\n"
+            f"sentinel down-after-milliseconds {self.master_name} {DOWN_AFTER_MS}\n"
             f"sentinel failover-timeout {self.master_name} 5000\n"
             f"sentinel parallel-syncs {self.master_name} 1\n"
         )
@@ -590,7 +595,7 @@ class RedisSentinel:
 def redis_sentinel(
     tmp_path: Path, master_name: str = "queue-master", timeout: float = STARTUP_TIMEOUT
 ) -> Iterator[RedisSentinel]:
-    """A Redis master, a replica (``--replicaof``) and three sentinels (quorum 2, down after 1 s), ready once every
+    """A Redis master, a replica (``--replicaof``) and three sentinels (quorum 2, down after ``DOWN_AFTER_MS``), ready once every
     sentinel knows the master, the replica and the two other sentinels. Yields ``master_name``, ``sentinels``
     (``(host, port)`` pairs), ``master_port()``, ``replica_ports()``, ``kill_master()``, ``wait_failover(old_port)``,
     ``start(port)`` and ``stop()``."""
