@@ -595,10 +595,10 @@ class RedisSentinel:
 def redis_sentinel(
     tmp_path: Path, master_name: str = "queue-master", timeout: float = STARTUP_TIMEOUT
 ) -> Iterator[RedisSentinel]:
-    """A Redis master, a replica (``--replicaof``) and three sentinels (quorum 2, down after ``DOWN_AFTER_MS``), ready once every
-    sentinel knows the master, the replica and the two other sentinels. Yields ``master_name``, ``sentinels``
-    (``(host, port)`` pairs), ``master_port()``, ``replica_ports()``, ``kill_master()``, ``wait_failover(old_port)``,
-    ``start(port)`` and ``stop()``."""
+    """A Redis master, a replica (``--replicaof``) and three sentinels (quorum 2, down after ``DOWN_AFTER_MS``),
+    ready once every sentinel knows the master, the replica and the two other sentinels. Yields
+    ``master_name``, ``sentinels`` (``(host, port)`` pairs), ``master_port()``, ``replica_ports()``,
+    ``kill_master()``, ``wait_failover(old_port)``, ``start(port)`` and ``stop()``."""
     binary = find_binary("redis-server", "redis_sentinel")
 
     def make() -> RedisSentinel:
