@@ -22,6 +22,13 @@ while it still runs: from delivery until it is acknowledged the worker sends
 an in-progress signal every ``ack_wait / 3`` seconds. If the worker dies, the
 signals stop and the job is redelivered ``ack_wait`` seconds later.
 
+A pull takes no more jobs than the worker has free slots (and, under
+``--max-jobs``, jobs left to run): ``in_flight.InFlight``, as on the Redis
+drivers. Jobs pulled and waiting for a slot get the in-progress signal too
+(else a batch waiting behind long jobs was redelivered, and run twice, while
+its worker lived), and a worker that stops hands back the ones it never
+started (``nak``) so they run now, not after ``ack_wait``.
+
 Dispatch during an outage *waits*, at most ``send_timeout`` seconds: a job is
 never handed to nats-py while it is disconnected (nats-py would buffer it and
 send it after the reconnect, after the dispatch had already failed). If the
@@ -42,12 +49,14 @@ and the buckets on that many servers of a JetStream cluster (``nats_replicas``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
-from nats.errors import ConnectionClosedError, NoServersError, OutboundBufferLimitError
+from nats.errors import ConnectionClosedError, MsgAlreadyAckdError, NoServersError, OutboundBufferLimitError
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
@@ -59,6 +68,7 @@ from drivers import labels
 from drivers.contract import QueueCounts
 from drivers.delay import MIN_DELAY, due_at, eta_remaining
 from drivers.errors import InvalidDelayError, QueueConfigurationError
+from drivers.in_flight import InFlight
 from drivers.names import check_queue_name
 from drivers.nats_client import StrictTlsClient, TlsNotOfferedError, connect
 from drivers.nats_replicas import about_replicas, match_replicas, refused
@@ -143,8 +153,9 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
         )
         self.client = StrictTlsClient()  # type: ignore[misc]  # tls:// means TLS (see nats_client)
         self.subscriptions: list[Any] = []
-        self.in_flight: dict[int, Any] = {}
-        self._heartbeat: asyncio.Task[None] | None = None
+        self.in_flight: InFlight[Any] = InFlight(options.ack_wait / 3, self._in_progress, options.fetch_batch)
+        # pulled, not handed to the worker yet: (in_flight token, message, why it is poison or None)
+        self._held: deque[tuple[int, Any, str | None]] = deque()
 
     def subject_for(self, queue: str) -> str:
         return f"{self.options.subject_prefix}.{queue}"
@@ -195,27 +206,30 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
             self.subscriptions.append(subscription)
         self.consumer = self.subscriptions[0]
 
-    def _ack_with_heartbeat(self, message: Any) -> Callable[[], Awaitable[None]]:
-        """Until the job is acknowledged it is in ``in_flight``; one loop tells the server all of them
-        are still in progress every ``ack_wait / 3`` seconds."""
-        self.in_flight[id(message)] = message  # nats Msg objects are not hashable
-        if self._heartbeat is None or self._heartbeat.done():
-            self._heartbeat = asyncio.create_task(self._keep_in_flight_alive())
+    def _acknowledger(self, token: int, message: Any) -> Callable[[], Awaitable[None]]:
+        """Until the job is acknowledged it is in ``in_flight``, whose heartbeat keeps it in progress."""
 
         async def ack() -> None:
-            self.in_flight.pop(id(message), None)
+            self.in_flight.discard(token)
             await message.ack()
 
         return ack
 
-    async def _keep_in_flight_alive(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.ack_wait / 3)
-            for key, message in list(self.in_flight.items()):
-                try:
-                    await message.in_progress()
-                except NatsError:
-                    self.in_flight.pop(key, None)
+    async def _in_progress(self, messages: list[Any]) -> None:
+        """The heartbeat: every job held (running, or pulled and waiting for a slot) is still in progress."""
+        for message in messages:
+            with contextlib.suppress(MsgAlreadyAckdError):  # acknowledged since the list was taken
+                await message.in_progress()
+
+    async def _give_back(self) -> None:
+        """Pulled jobs this worker will not start go back to the stream now, not after ``ack_wait``."""
+        while self._held:
+            token, message, _ = self._held.popleft()
+            self.in_flight.discard(token)
+            try:
+                await message.nak()
+            except NatsError as error:  # the server redelivers it after ack_wait anyway
+                logger.debug("could not hand back a job: %s", error)
 
     async def _add_or_reuse_stream(self) -> None:
         """Create the stream, or check an existing one can serve as a work queue for our subjects (and give it
@@ -244,8 +258,10 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
         await match_replicas(self.js, self.options.stream, self.options.replicas, what, replicas_setting(self.spec))
 
     async def shutdown(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        # Jobs still running here were cut off by --shutdown-timeout: left to ack_wait, since a sync task's
+        # thread may still run them; those never started go back now.
+        self.in_flight.stop()
+        await self._give_back()
         await super().shutdown()
 
     async def size(self, queue: str) -> int:
@@ -313,36 +329,53 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
             raise unreachable(self.spec, NotSent(f"{type(error).__name__}: {error}; the job was not sent")) from None
 
     async def deliveries(self) -> AsyncGenerator[AckableMessage, None]:
+        held = self._held
+        try:
+            while True:
+                if not held:
+                    await self._pull(held)
+                    continue
+                token, message, poison = held.popleft()
+                ack = self._acknowledger(token, message)
+                if poison is not None:
+                    yield RejectedDelivery(data=message.data, ack=ack, reason="bad label", error=poison)
+                else:
+                    yield AckableMessage(data=message.data, ack=ack)
+        finally:
+            if held:
+                await asyncio.shield(self._give_back())
+
+    async def _pull(self, held: deque[tuple[int, Any, str | None]]) -> None:
+        """One pull from the first queue that has jobs (so the first queue goes first), as many as the worker
+        has free slots; a job not due yet goes straight back with its remaining delay."""
+        paused = await self.pausing.of(self.queues)
+        if len(paused) == len(self.queues):
+            await asyncio.sleep(IDLE_WHILE_PAUSED)
+            return
         timeout = self.pull_consume_timeout if len(self.subscriptions) == 1 else 0.2
-        while True:
-            paused = await self.pausing.of(self.queues)
-            if len(paused) == len(self.queues):
-                await asyncio.sleep(IDLE_WHILE_PAUSED)
+        for queue, subscription in zip(self.queues, self.subscriptions, strict=True):
+            if queue in paused:
                 continue
-            for queue, subscription in zip(self.queues, self.subscriptions, strict=True):
-                if queue in paused:
-                    continue
+            try:
+                fetched = await subscription.fetch(batch=self.in_flight.fetch_size(), timeout=timeout)
+            except (NatsTimeoutError, TimeoutError):  # nats-py raises either when nothing came in time
+                continue
+            except NatsError as error:
+                logger.warning("Queue connection '%s' (nats) fetch failed: %s", self.spec.name, error)
+                await asyncio.sleep(1)
+                continue
+            for message in fetched:
                 try:
-                    fetched = await subscription.fetch(batch=self.pull_consume_batch, timeout=timeout)
-                except (NatsTimeoutError, TimeoutError):  # nats-py raises either when nothing came in time
+                    remaining = eta_remaining((message.headers or {}).get(labels.ETA))
+                except InvalidDelayError as error:
+                    held.append((self.in_flight.add(message), message, f"header 'eta': {error}"))
                     continue
-                except NatsError as error:
-                    logger.warning("Queue connection '%s' (nats) fetch failed: %s", self.spec.name, error)
-                    await asyncio.sleep(1)
+                if remaining is not None:
+                    await message.nak(delay=remaining)
                     continue
-                for message in fetched:
-                    try:
-                        remaining = eta_remaining((message.headers or {}).get(labels.ETA))
-                    except InvalidDelayError as error:
-                        yield RejectedDelivery(
-                            data=message.data, ack=message.ack, reason="bad label", error=f"header 'eta': {error}"
-                        )
-                        continue
-                    if remaining is not None:
-                        await message.nak(delay=remaining)
-                        continue
-                    yield AckableMessage(data=message.data, ack=self._ack_with_heartbeat(message))
-                break  # after a delivery, start again from the first (highest-priority) queue
+                held.append((self.in_flight.add(message), message, None))
+            if fetched:
+                return
 
 
 def build(spec: BrokerSpec) -> AsyncBroker:

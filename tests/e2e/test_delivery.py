@@ -186,6 +186,24 @@ def test_nats_job_longer_than_ack_wait_is_not_started_twice(
     assert [kind for kind, *_ in events(record_dir)] == ["start", "done"], "ran once, though 7 s > ack_wait 2 s"
 
 
+@pytest.mark.parametrize("driver", ["nats", "redis", "redis_stream"])
+def test_jobs_a_busy_worker_took_are_not_handed_to_another_meanwhile(
+    driver: str, queues: dict[str, str], record_dir: Path, tmp_path: Path
+) -> None:
+    """Each job is shorter than the redelivery timer (3 s here), together they are longer: a job a worker took
+    and has not started yet must not go to a second worker meanwhile (on NATS a worker with one slot pulled a
+    batch of 10, and the server handed the ones still waiting to the other worker after ack_wait)."""
+    env = env_for(driver, queues, record_dir)
+    dispatch_jobs([{"task": "sleepy", "args": [i, 1.2]} for i in range(6)], env, wait=False)
+    with queue_work("--max-async-tasks=1", TASKS, env=env, log=tmp_path / "a.log") as a:
+        assert wait_for(lambda: len(events(record_dir)) > 0, timeout=60), a.output()
+        with queue_work("--max-async-tasks=1", TASKS, env=env, log=tmp_path / "b.log") as b:
+            assert wait_for(lambda: done(record_dir) == set(range(6)), timeout=90), a.output() + b.output()
+            assert not wait_for(lambda: len(events(record_dir)) > 12, timeout=4), "a job started again afterwards"
+    starts = sorted(job for kind, job, _, _ in events(record_dir) if kind == "start")
+    assert starts == list(range(6)), f"each job started once: {starts}"
+
+
 @pytest.mark.parametrize("driver", ["rabbitmq", "redis"])
 def test_worker_shutdown_waits_a_bounded_time_for_running_jobs(
     driver: str, queues: dict[str, str], record_dir: Path, tmp_path: Path

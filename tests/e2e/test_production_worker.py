@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from queue_manager import QueueManager
+from queue_manager.settings import load_settings
 from tests.helpers import (
     PYTHON,
     SEED_APP,
@@ -40,6 +42,15 @@ def work(*args: str, env: dict[str, str], log: Path) -> WorkerProcess:
 def exit_code(process: WorkerProcess, timeout: float = 60) -> int:
     assert wait_for(lambda: not process.alive(), timeout=timeout), "the worker did not stop:\n" + process.output()
     return process.stop()
+
+
+async def reserved(driver: str, queue: str) -> int | None:
+    """Jobs taken by a worker and not finished, as the broker counts them (None: RabbitMQ cannot tell)."""
+    manager = QueueManager(load_settings({"driver": driver, "connections": {driver: {"queue": queue}}}))
+    try:
+        return (await manager.connection(driver).counts(queue)).reserved
+    finally:
+        await manager.shutdown()
 
 
 def test_a_line_when_each_job_starts_and_ends(queues: dict[str, str], record_dir: Path, tmp_path: Path) -> None:
@@ -86,6 +97,8 @@ def test_max_jobs_runs_exactly_that_many_and_leaves_the_rest_queued(
     assert exit_code(worker) == 0, worker.output()
     assert len(ran_jobs(record_dir)) == 3, worker.output()
     assert wait_for(lambda: asyncio.run(queued(driver, queues[driver])) == 5, timeout=60), "5 jobs stay queued"
+    # and none is left held by the worker that stopped (NATS pulled 10 and they came back only after ack_wait)
+    assert asyncio.run(reserved(driver, queues[driver])) in (0, None), "jobs not started were handed back"
     once = work(TASKS, "--once", env=env, log=tmp_path / "once.log")
     assert exit_code(once) == 0 and len(ran_jobs(record_dir)) == 4
 

@@ -69,6 +69,7 @@ async def test_an_idle_worker_survives_fetch_raising_the_builtin_timeout_error(
     connection = nats_connection(worker=True, fetch_timeout=0.5)
     await connection.startup()
     broker: Any = connection.broker
+    broker.in_flight.capacity = 10  # pulls of several jobs: nats-py's batch fetch is the one raising it
     client = broker.client
     real_publish = client.publish
     stalls: list[float] = []
