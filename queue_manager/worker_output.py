@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+from taskiq.exceptions import NoResultError
 
 FORMATS = ("text", "json", "quiet")
 COLOURS = {"RUNNING": "33", "DONE": "32", "FAIL": "31"}  # yellow, green, red (ANSI)
@@ -53,18 +54,36 @@ class JobLines(TaskiqMiddleware):
         self.colour = format == "text" and self.stream.isatty() and "NO_COLOR" not in os.environ
         self.width = shutil.get_terminal_size((LINE_WIDTH, 24)).columns if self.stream.isatty() else LINE_WIDTH
         self._started: dict[str, float] = {}
+        self._errors: dict[str, BaseException] = {}  # what the job raised (a retry replaces the result's error)
 
     def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
         self._started[message.task_id] = time.perf_counter()
         self._write(message, "RUNNING", None, None)
         return message
 
+    def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
+        self._errors[message.task_id] = exception
+
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         started = self._started.pop(message.task_id, None)
         seconds = time.perf_counter() - started if started is not None else result.execution_time
-        self._write(message, "FAIL" if result.is_err else "DONE", seconds, result.error if result.is_err else None)
+        raised = self._errors.pop(message.task_id, None)
+        if not result.is_err:
+            self._write(message, "DONE", seconds, None)
+            return
+        # The retry middleware turns a failed attempt's error into NoResultError (nothing is stored: the
+        # handle waits for the retry), so the line shows what the job raised, and that it will run again.
+        retrying = isinstance(result.error, NoResultError)
+        self._write(message, "FAIL", seconds, raised or result.error, retrying)
 
-    def _write(self, message: TaskiqMessage, status: str, seconds: float | None, error: BaseException | None) -> None:
+    def _write(
+        self,
+        message: TaskiqMessage,
+        status: str,
+        seconds: float | None,
+        error: BaseException | None,
+        retrying: bool = False,
+    ) -> None:
         if self.format == "quiet":
             return
         now = datetime.now().astimezone()
@@ -81,6 +100,8 @@ class JobLines(TaskiqMiddleware):
                 record["duration_ms"] = round(seconds * 1000, 2)
             if error is not None:
                 record["error"] = first_line(error)
+            if retrying:
+                record["retrying"] = True
             line = json.dumps(record, default=str)
         else:
             left = f"  {now:%Y-%m-%d %H:%M:%S} {message.task_name} {short_id(message.task_id)} "
@@ -90,7 +111,7 @@ class JobLines(TaskiqMiddleware):
                 right = right.replace(status, f"\033[{COLOURS[status]}m{status}\033[0m")
             line = f"{left}{dots} {right}"
             if error is not None:
-                line += f"\n      {first_line(error)}"
+                line += f"\n      {first_line(error)}" + (" (will be retried)" if retrying else "")
         self.stream.write(line + "\n")
         self.stream.flush()
 

@@ -66,7 +66,9 @@ def test_a_line_when_each_job_starts_and_ends(queues: dict[str, str], record_dir
     assert len(done) == 1 and float(done[0][2]) >= 0, "DONE with its duration"
     failed = [row for row in rows if row[0] == "app.jobs:always_fails" and row[3] == "FAIL"]
     assert len(failed) == 2, "each failed attempt gets a FAIL line"
-    assert "      ValueError: job 2 is broken" in output, "the error's first line under the FAIL line"
+    assert "      ValueError: job 2 is broken (will be retried)" in output, "the first attempt's error, not TaskIQ's"
+    under_fail = [line for line in output.splitlines() if line.startswith("      ValueError: job 2 is broken")]
+    assert len(under_fail) == 2 and "NoResultError" not in output, output
     assert "Executing task" not in output, "TaskIQ's own INFO lines are left out (-v shows them)"
 
 

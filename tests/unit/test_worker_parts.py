@@ -30,6 +30,29 @@ def test_text_lines_have_time_task_short_id_duration_and_status() -> None:
     assert "\033[" not in out.getvalue(), "no colour when not a terminal"
 
 
+def test_a_failed_attempt_that_will_be_retried_shows_what_the_job_raised() -> None:
+    """The retry middleware swaps the result's error for NoResultError: the line must not show that."""
+    from taskiq.exceptions import NoResultError
+
+    for fmt in ("text", "json"):
+        out = io.StringIO()
+        lines = JobLines(fmt, out)
+        job = message()
+        lines.pre_execute(job)
+        result: TaskiqResult[None] = TaskiqResult(
+            is_err=True, return_value=None, execution_time=0, error=ValueError("boom 5")
+        )
+        lines.on_error(job, result, ValueError("boom 5"))
+        result.error = NoResultError()
+        lines.post_execute(job, result)
+        written = out.getvalue()
+        assert "NoResultError" not in written and "ValueError: boom 5" in written, written
+        if fmt == "json":
+            assert json.loads(written.splitlines()[1])["retrying"] is True
+        else:
+            assert written.splitlines()[2] == "      ValueError: boom 5 (will be retried)"
+
+
 def test_json_lines_parse_and_quiet_writes_nothing() -> None:
     out = io.StringIO()
     lines = JobLines("json", out, default_queue="emails")
