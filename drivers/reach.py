@@ -29,9 +29,9 @@ def scrub(text: str, url: str | None) -> str:
 def unreachable(spec: BrokerSpec, error: BaseException) -> BrokerUnreachableError:
     info = driver_info(spec.driver)
     where = host_port(spec.url or "", info.default_port)
-    reason = scrub(str(error) or type(error).__name__, spec.url)
+    reason = scrub(str(error) or type(error).__name__, spec.url).rstrip(". ")
     return BrokerUnreachableError(
         f"Cannot reach the {spec.driver} server of queue connection '{spec.name}' at {where} "
         f"(url {spec.display_url}): {reason}. Check the URL and that the server is running"
-        f" (for a local one: `{info.start_hint}`)."
+        f" (for a local one: `{info.start_command(where)}`)."
     )

@@ -52,8 +52,13 @@ class DriverInfo:
     libraries: tuple[str, ...] = ()
     schemes: tuple[str, ...] = ()
     default_port: int = 0
-    start_hint: str = ""
+    start_hint: str = ""  # how to start a local server; {port} is the port the URL names
     shares_results: bool = True  # its module has results(spec): other connections may keep results there
+
+    def start_command(self, where: str) -> str:
+        """``start_hint`` for the first server of ``where`` (``host:port,...``), on the port it names."""
+        port = where.split(",", 1)[0].rpartition(":")[2]
+        return self.start_hint.format(port=port if port.isdigit() else self.default_port)
 
 
 DRIVERS: dict[str, DriverInfo] = {
@@ -64,7 +69,7 @@ DRIVERS: dict[str, DriverInfo] = {
         ("taskiq_redis", "redis"),
         ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"),
         6379,
-        "redis-server --port 6379",
+        "redis-server --port {port}",
     ),
     "redis_stream": DriverInfo(
         "drivers.redis_stream",
@@ -73,7 +78,7 @@ DRIVERS: dict[str, DriverInfo] = {
         ("taskiq_redis", "redis"),
         ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"),
         6379,
-        "redis-server --port 6379",
+        "redis-server --port {port}",
     ),
     "rabbitmq": DriverInfo(
         "drivers.rabbitmq",
@@ -82,7 +87,7 @@ DRIVERS: dict[str, DriverInfo] = {
         ("taskiq_aio_pika", "aio_pika", "aiormq", "pamqp"),
         ("amqp", "amqps"),
         5672,
-        "rabbitmq-server -detached",
+        "RABBITMQ_NODE_PORT={port} rabbitmq-server -detached",
     ),
     "nats": DriverInfo(
         "drivers.nats",
@@ -91,7 +96,7 @@ DRIVERS: dict[str, DriverInfo] = {
         ("taskiq_nats", "nats"),
         ("nats", "tls", "ws", "wss"),
         4222,
-        "nats-server -js",
+        "nats-server -js -p {port}",
     ),
     "memory": DriverInfo("drivers.memory", MemoryOptions, shares_results=False),
     # Built by the manager from the connections it names (drivers.failover), never through build().

@@ -10,6 +10,7 @@ from queue_manager.dispatch import PendingDispatch, dispatch
 from queue_manager.errors import (
     BrokerUnreachableError,
     BulkDispatchError,
+    DispatchUnreachableError,
     InvalidDelayError,
     MissingExtraError,
     QueueConfigurationError,
@@ -48,6 +49,7 @@ __all__ = [
     "BulkDispatchError",
     "Connection",
     "ConnectionSettings",
+    "DispatchUnreachableError",
     "InvalidDelayError",
     "MissingExtraError",
     "PendingDispatch",

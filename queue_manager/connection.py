@@ -15,13 +15,14 @@ from taskiq import (
     TaskiqEvents,
     TaskiqState,
 )
+from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 
-from drivers import BrokerSpec, QueueConfigurationError
+from drivers import BrokerSpec, BrokerUnreachableError, QueueConfigurationError
 from drivers.contract import CountsQueues, QueueCounts, ReportsCounts
 from drivers.control import ControlState, control_for, paused_key
 from queue_manager.dispatch import PendingDispatch, check_queue_name
-from queue_manager.errors import BulkDispatchError
+from queue_manager.errors import BulkDispatchError, unreachable_send
 from queue_manager.sending import kiq_many
 
 Pinger = Callable[[BrokerSpec], Awaitable[None]]
@@ -162,10 +163,18 @@ class Connection:
         return PendingDispatch(task, args, kwargs, connection=self)
 
     async def send(self, pending: PendingDispatch) -> AsyncTaskiqTask[Any]:
-        """Send a pending dispatch now, starting the connection on first use."""
-        if not self._started:
-            await self.startup()
-        return await pending.kicker(self.broker).kiq(*pending.args, **pending.kwargs)
+        """Send a pending dispatch now, starting the connection on first use. An unreachable broker raises
+        ``DispatchUnreachableError`` whether it failed at the start or at the send (TaskIQ's kicker wraps
+        the latter in ``SendTaskError``)."""
+        try:
+            if not self._started:
+                await self.startup()
+            return await pending.kicker(self.broker).kiq(*pending.args, **pending.kwargs)
+        except (SendTaskError, BrokerUnreachableError) as error:
+            unreachable = unreachable_send(error)
+            if unreachable is None:
+                raise
+            raise unreachable from (error.__cause__ if isinstance(error, SendTaskError) else error)
 
     async def send_named(
         self,

@@ -149,7 +149,7 @@ async def run_connection(manager: Any, name: str, jobs: int) -> Row:
     except BrokerUnreachableError:
         info = DRIVERS[connection.driver]
         where = host_port(connection.spec.url or "", info.default_port)
-        row.note = f"skipped: no server answers at {where}; start one with: {info.start_hint}"
+        row.note = f"skipped: no server answers at {where}; start one with: {info.start_command(where)}"
         print(f"  {name}: {row.note}")
         return row
     worker = None if connection.driver == "memory" else Worker(name)

@@ -24,6 +24,27 @@ class BulkDispatchError(SendTaskError):
     failed: list[tuple[int, BaseException]]
 
 
+class DispatchUnreachableError(BrokerUnreachableError, SendTaskError):
+    """A send that failed because its broker did not answer. It is both errors, so ``except
+    BrokerUnreachableError`` (this package's README) and ``except SendTaskError`` (TaskIQ's, what
+    ``kiq()`` raises for any failed send) catch it, whichever way the job was sent."""
+
+    def __init__(self, message: str) -> None:
+        BrokerUnreachableError.__init__(self, message)
+
+    def __repr__(self) -> str:  # TaskIQ's errors show their template fields, of which this has none
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+def unreachable_send(error: BaseException) -> DispatchUnreachableError | None:
+    """The error to raise instead of ``error`` (TaskIQ's ``SendTaskError`` caused by an unreachable broker, or
+    that cause itself), or None to let ``error`` through as it is. Raise it ``from`` the original cause."""
+    cause = error.__cause__ if isinstance(error, SendTaskError) else error
+    if isinstance(cause, BrokerUnreachableError) and not isinstance(cause, DispatchUnreachableError):
+        return DispatchUnreachableError(str(cause))
+    return None
+
+
 class RetryError(RuntimeError):
     """A failed job could not be sent again (its broker is down, its task unknown here); it stays recorded."""
 
@@ -31,6 +52,7 @@ class RetryError(RuntimeError):
 __all__ = [
     "BrokerUnreachableError",
     "BulkDispatchError",
+    "DispatchUnreachableError",
     "InvalidDelayError",
     "MissingExtraError",
     "QueueConfigurationError",

@@ -29,6 +29,7 @@ from queue_manager.dispatch import PendingDispatch
 from queue_manager.failures import FailedJobs
 from queue_manager.retry import RetryMiddleware
 from queue_manager.settings import QueueSettings, describe_validation_error, load_settings, url_scheme
+from queue_manager.tasks import BrokerTask
 
 if TYPE_CHECKING:
     from queue_manager.testing.fake import QueueFake
@@ -150,6 +151,8 @@ class QueueManager:
             store = self.settings.connections[shared]
             module: SharesResults = load_driver(store.driver)
             broker = broker.with_result_backend(module.results(store.spec(shared)))
+        if broker.decorator_class is AsyncTaskiqDecoratedTask:  # the guide's @broker.task (not a custom class)
+            broker.decorator_class = BrokerTask
         broker.local_task_registry.update(self._tasks)
         self._tasks.update(broker.local_task_registry)
         broker.local_task_registry = self._tasks

@@ -13,12 +13,14 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from taskiq import AsyncTaskiqDecoratedTask, AsyncTaskiqTask, BrokerMessage
 from taskiq.brokers.shared_broker import AsyncSharedBroker
+from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 
 from drivers import QueueConfigurationError
 from drivers.labels import BACKOFF, QUEUE, RETRIES, TIMEOUT
 from queue_manager.context import current_manager, has_manager
 from queue_manager.dispatch import PendingDispatch, check_queue_name
+from queue_manager.errors import unreachable_send
 from queue_manager.failures import FAILURE_HOOKS, FailureHook
 from queue_manager.retry import parse_backoff
 
@@ -41,6 +43,21 @@ class QueueTask(AsyncTaskiqDecoratedTask[P, R]):
     def dispatch(self, *args: P.args, **kwargs: P.kwargs) -> PendingDispatch:
         """Laravel's ``SendEmail::dispatch(...)``: chain options, then await."""
         return PendingDispatch(self, args, kwargs)
+
+
+class BrokerTask(AsyncTaskiqDecoratedTask[P, R]):
+    """What the guide's ``@broker.task`` makes on a connection's broker: TaskIQ's task, except that an
+    unreachable broker raises ``DispatchUnreachableError`` (also TaskIQ's ``SendTaskError``), as ``dispatch``
+    does, instead of a bare ``SendTaskError`` that ``except BrokerUnreachableError`` misses."""
+
+    async def kiq(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskiqTask[R]:
+        try:
+            return await self.kicker().kiq(*args, **kwargs)
+        except SendTaskError as error:
+            unreachable = unreachable_send(error)
+            if unreachable is None:
+                raise
+            raise unreachable from error.__cause__
 
 
 class _TaskRegistry(AsyncSharedBroker):

@@ -37,6 +37,6 @@ def test_demo_skips_a_server_that_does_not_answer_with_one_line() -> None:
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
     lines = [line for line in demo.stdout.splitlines() if line.startswith("  nats:")]
-    assert lines == ["  nats: skipped: no server answers at 127.0.0.1:1; start one with: nats-server -js"]
+    assert lines == ["  nats: skipped: no server answers at 127.0.0.1:1; start one with: nats-server -js -p 1"]
     assert "hunter2" not in demo.stdout + demo.stderr
     assert table(demo.stdout)["memory"][2:4] == ["5", "5"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -64,6 +65,8 @@ async def test_unreachable_server_names_host_and_port_not_the_password(
         assert "127.0.0.1:1" in message and f"'{driver}'" in message
         assert "hunter2" not in message and "hunter2" not in repr(caught.value)
         assert "***" in message
+        hint = message.rpartition("for a local one: ")[2]
+        assert re.search(r"(--port |-p |_PORT=)1\b", hint) and ".." not in message, f"not the URL's port: {message}"
         assert time.monotonic() - started < 15, "an unreachable server must fail fast"
     assert not conn.started
     assert "hunter2" not in caplog.text
