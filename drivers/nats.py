@@ -77,8 +77,9 @@ from drivers.options import NatsOptions
 from drivers.pausing import IDLE_WHILE_PAUSED, PausedQueues
 from drivers.poison import RejectedDelivery, RejectsPoison
 from drivers.reach import scrub, unreachable
+from drivers.registry import driver_info
 from drivers.spec import BrokerSpec
-from drivers.urls import split_urls
+from drivers.urls import host_port, split_urls
 
 logger = logging.getLogger("queue_manager.drivers.nats")
 
@@ -106,8 +107,11 @@ class NoAcknowledgement(TimeoutError):
 def error_logger(spec: BrokerSpec) -> Any:
     """nats-py prints a traceback for every failed attempt by default; log one line instead."""
 
+    where = host_port(str(spec.url), driver_info("nats").default_port)
+
     async def log_error(error: Exception) -> None:
-        logger.warning("Queue connection '%s' (nats): %s", spec.name, scrub(str(error) or repr(error), spec.url))
+        reason = scrub(str(error) or repr(error), spec.url)
+        logger.warning("Queue connection '%s' (nats at %s): %s", spec.name, where, reason)
 
     return log_error
 
@@ -156,6 +160,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
         self.in_flight: InFlight[Any] = InFlight(options.ack_wait / 3, self._in_progress, options.fetch_batch)
         # pulled, not handed to the worker yet: (in_flight token, message, why it is poison or None)
         self._held: deque[tuple[int, Any, str | None]] = deque()
+        self._client_open = False  # nats-py cannot close a client that never connected (it asserts)
 
     def subject_for(self, queue: str) -> str:
         return f"{self.options.subject_prefix}.{queue}"
@@ -181,6 +186,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
         await ping_with(self.spec, self.options)
         try:
             await super().startup()
+            self._client_open = True
         except BaseException as error:
             await self._close_quietly()
             if isinstance(error, CONNECTION_ERRORS):
@@ -262,7 +268,11 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
         # thread may still run them; those never started go back now.
         self.in_flight.stop()
         await self._give_back()
-        await super().shutdown()
+        if self._client_open:
+            self._client_open = False
+            await super().shutdown()  # closes the client, then TaskIQ's own shutdown
+        else:  # the server was down at startup: nothing of ours is open
+            await AsyncBroker.shutdown(self)
 
     async def size(self, queue: str) -> int:
         """Jobs in ``queue``'s subject: waiting, delayed (they wait in the stream) and running now."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import WorkerProcess, run_python, wait_for
+from tests.helpers import PYTHON, WorkerProcess, run_python, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -45,3 +45,29 @@ def test_plain_taskiq_worker_with_a_bad_connection_stops_instead_of_restarting(t
         process.stop()
     assert "Stopping the worker: Unknown queue connection 'rabit'. Did you mean 'rabbitmq'?" in output
     assert output.count("Stopping the worker") <= 2, "one message per worker child, no restart loop"
+
+
+@pytest.mark.parametrize(
+    ("driver", "url"),
+    [
+        ("redis", "REDIS_URL=redis://:hunter2-pw@127.0.0.1:1/0"),
+        ("rabbitmq", "RABBITMQ_URL=amqp://guest:hunter2-pw@127.0.0.1:1/"),
+        ("nats", "NATS_URL=nats://user:hunter2-pw@127.0.0.1:1"),
+    ],
+)
+def test_a_worker_whose_server_is_down_keeps_trying_and_stops_cleanly(driver: str, url: str, tmp_path: Path) -> None:
+    """It retries, each time naming host:port (never the password), and a SIGTERM meanwhile ends it with exit 0
+    and no traceback (a NATS worker's shutdown asserted inside nats-py: its client had never connected)."""
+    name, _, value = url.partition("=")
+    process = WorkerProcess(
+        env={"QUEUE_DRIVER": driver, name: value},
+        log=tmp_path / "w.log",
+        command=[PYTHON, "artisan", "queue:work", "--tasks=app.jobs"],
+    )
+    try:
+        assert wait_for(lambda: process.output().count("Trying again") >= 2, timeout=60), process.output()
+    finally:
+        code = process.stop()
+    output = process.output()
+    assert code == 0 and "Traceback" not in output, output
+    assert "127.0.0.1:1" in output and "hunter2-pw" not in output, output
