@@ -11,6 +11,7 @@ from typing import Any
 from fastapi_startkit.support import Provider
 from taskiq import TaskiqEvents, TaskiqState
 
+from drivers import QueueConfigurationError
 from queue_manager.connection import Connection
 from queue_manager.context import use_manager
 from queue_manager.manager import QueueManager
@@ -73,9 +74,17 @@ class QueueProvider(Provider):
     provider_key = PROVIDER_KEY
 
     def register(self) -> None:
-        manager = QueueManager(load_settings(self.config or None), base_path=self.app.base_path)
-        manager.resolving(self._log_like_a_worker)
-        default = manager.connection()
+        try:
+            manager = QueueManager(load_settings(self.config or None), base_path=self.app.base_path)
+            manager.resolving(self._log_like_a_worker)
+            default = manager.connection()
+        except QueueConfigurationError as error:
+            # In a `taskiq worker` child (the guide's `taskiq worker bootstrap.broker:broker`), TaskIQ would
+            # start the child again every second, forever: a setting does not fix itself, so stop the worker.
+            from queue_manager.worker import stop_taskiq_worker
+
+            stop_taskiq_worker(error)
+            raise
         use_manager(manager)
         self.app.bind("queue.manager", manager)
         self.app.bind("queue", manager)

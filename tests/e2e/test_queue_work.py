@@ -32,12 +32,19 @@ def test_bad_input_is_refused_with_a_clear_message(args: list[str], message: str
     assert "Traceback" not in done.stderr
 
 
-def test_plain_taskiq_worker_with_a_bad_connection_stops_instead_of_restarting(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("target", "env"),
+    [
+        ("queue_manager.worker:broker", {"QUEUE_WORKER_CONNECTION": "rabit"}),
+        ("bootstrap.broker:broker", {"QUEUE_DRIVER": "rabit"}),  # the guide's own command
+    ],
+)
+def test_plain_taskiq_worker_with_a_bad_connection_stops_instead_of_restarting(
+    target: str, env: dict[str, str], tmp_path: Path
+) -> None:
     """TaskIQ restarts a worker child that fails to import its broker forever; ours stops the worker."""
     log = tmp_path / "worker.log"
-    process = WorkerProcess(
-        "queue_manager.worker:broker", "app.tasks", env={"QUEUE_WORKER_CONNECTION": "rabit"}, log=log
-    )
+    process = WorkerProcess(target, "app.tasks", env=env, log=log)
     try:
         assert wait_for(lambda: not process.alive(), timeout=30), "the worker kept restarting:\n" + process.output()
         output = process.output()
