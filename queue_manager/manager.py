@@ -272,9 +272,12 @@ class QueueManager:
             info.options.model_validate(dict(spec.options))
         except ValidationError as error:
             valid = ", ".join(info.options.model_fields) or "(none)"
+            prefix = str(type(self.settings).model_config.get("env_prefix") or "").upper()
+            where = ("connections", name, "options")
             raise QueueConfigurationError(
                 f"Queue connection '{name}' (driver {spec.driver}) has invalid options:\n"
-                f"{describe_validation_error(error)}\nValid options: {valid}."
+                f"{describe_validation_error(error, info.options, prefix, where, False)}\n"
+                f"Valid options: {valid}."
             ) from None
 
     def _validate_failover(self, name: str, spec: BrokerSpec) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 from urllib.parse import quote, urlsplit
 
 from pydantic import (
@@ -29,6 +30,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from drivers import DRIVERS, BrokerSpec, QueueConfigurationError, mask_url
+from drivers.errors import did_you_mean
 from drivers.names import queue_name_problem
 from drivers.urls import has_host, split_urls, unencoded_userinfo, url_list_problem
 from queue_manager.failed.settings import FailedSettings
@@ -252,9 +254,10 @@ class QueueSettings(BaseSettings):
         try:
             super().__init__(**{key: _as_dict(value) for key, value in values.items()})
         except ValidationError as error:
+            prefix = str(type(self).model_config.get("env_prefix") or "").upper()
             raise QueueConfigurationError(
-                "Invalid queue settings (from .env QUEUE_* variables or the QueueProvider config):\n"
-                + describe_validation_error(error)
+                f"Invalid queue settings (from .env {prefix}* variables or the QueueProvider config):\n"
+                + describe_validation_error(error, type(self), prefix)
             ) from None
         except SettingsError:
             # from None: the parse error carries the value, which may hold a password.
@@ -340,13 +343,65 @@ def unparsable_env_error(settings: type[BaseSettings]) -> QueueConfigurationErro
     )
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, without the offending values (they may hold a password)."""
+def describe_validation_error(
+    error: ValidationError,
+    model: type[BaseModel] | None = None,
+    env_prefix: str = "",
+    path: tuple[str, ...] = (),
+    list_valid: bool = True,
+) -> str:
+    """One line per problem, without the offending values (they may hold a password): where (``path`` + the
+    problem's location in ``model``), the env variable that sets it, and for an unknown name the closest
+    valid one."""
     lines = []
     for problem in error.errors(include_input=False, include_url=False):
-        where = ".".join(str(part) for part in problem["loc"]) or "settings"
-        lines.append(f"  {where}: {problem['msg']}")
+        loc = (*path, *(str(part) for part in problem["loc"]))
+        where = ".".join(loc) or "settings"
+        if env_prefix and loc:
+            where += f" ({env_prefix}{'__'.join(loc).upper()})"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden" and model is not None:
+            valid = _field_names_at(model, [str(part) for part in problem["loc"][:-1]])
+            if valid:
+                message = f"no such setting.{did_you_mean(loc[-1], valid)}"
+                if list_valid:
+                    message += f" Valid here: {', '.join(valid)}"
+        elif problem["type"] == "missing" and len(loc) == 3 and loc[0] == "connections" and loc[2] == "driver":
+            drivers = "|".join(name for name in DRIVERS if name != "failover")
+            message = (
+                f"'{loc[1]}' is not one of the default connections ({', '.join(DEFAULT_CONNECTIONS)}), so it needs "
+                f"a driver: {env_prefix or 'QUEUE_'}CONNECTIONS__{loc[1].upper()}__DRIVER=<{drivers}>."
+                + did_you_mean(loc[1], DEFAULT_CONNECTIONS)
+            )
+        lines.append(f"  {where}: {message}")
     return "\n".join(lines)
+
+
+def _field_names_at(model: Any, loc: list[str]) -> list[str]:
+    """The field names of the model found at ``loc`` inside ``model`` (dict keys stepped over), for a
+    did-you-mean; empty when ``loc`` leads elsewhere."""
+    for part in loc:
+        model = _without_none(model)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(part)
+            if field is None:
+                return []
+            model = field.annotation
+        elif get_origin(model) is dict:
+            model = get_args(model)[1]
+        else:
+            return []
+    model = _without_none(model)
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    if get_origin(annotation) in (Union, UnionType):
+        others = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(others) == 1:
+            return others[0]
+    return annotation
 
 
 def load_settings(config: Any = None) -> QueueSettings:

@@ -67,6 +67,8 @@ def test_forget_flush_and_filters(queues: dict[str, str], record_dir: Path, tmp_
     ids = [line.split("|")[1].strip() for line in artisan("queue:failed", env=env).splitlines() if "fragile" in line]
     assert len(ids) == 3
     assert "No failed jobs." in artisan("queue:failed", "--connection=nats", env=env)
+    typo = run_python("artisan", "queue:failed", "--connection=nast", env=env)
+    assert typo.returncode == 1 and "Did you mean 'nats'?" in typo.stderr, typo.stdout + typo.stderr
     assert f"Failed job {ids[0][:8]} deleted." in artisan("queue:forget", ids[0][:8], env=env)
     assert ids[0] not in artisan("queue:failed", env=env)
     missing = run_python("artisan", "queue:forget", "nope4242", env=env)

@@ -403,3 +403,44 @@ def test_the_cluster_flag_is_read_as_pydantic_reads_a_bool(
     else:
         with pytest.raises(QueueConfigurationError, match="needs the option cluster=true"):
             load_settings({"driver": "redis", "connections": {"redis": connection}})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            "QUEUE_CONNECTIONS__REDIS__QUEU",
+            "x",
+            "(QUEUE_CONNECTIONS__REDIS__QUEU): no such setting. Did you mean 'queue'?",
+        ),
+        ("QUEUE_FAILED__URLL", "x", "(QUEUE_FAILED__URLL): no such setting. Did you mean 'url'?"),
+        ("QUEUE_CONNECTIONS__NAST__QUEUE", "x", "QUEUE_CONNECTIONS__NAST__DRIVER=<redis|redis_stream|"),
+        ("QUEUE_CONNECTIONS__NAST__QUEUE", "x", "Did you mean 'nats'?"),
+        ("QUEUE_FAILED__DRIVER", "databse", "failed.driver (QUEUE_FAILED__DRIVER): Input should be 'database'"),
+    ],
+)
+def test_a_setting_error_names_the_variable_to_fix_and_the_closest_valid_name(
+    clean_env: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    clean_env.setenv(variable, value)
+    with pytest.raises(QueueConfigurationError) as caught:
+        load_settings()
+    assert expected in str(caught.value), str(caught.value)
+
+
+def test_a_misspelt_driver_option_gets_a_did_you_mean_under_the_settings_own_prefix(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    from pydantic_settings import SettingsConfigDict
+
+    from queue_manager import QueueManager
+
+    class MyQueue(QueueSettings):
+        model_config = SettingsConfigDict(env_prefix="JOBS_", env_nested_delimiter="__")
+
+    clean_env.setenv("JOBS_CONNECTIONS__REDIS__OPTIONS__RETRY_AFTR", "5")
+    with pytest.raises(QueueConfigurationError) as caught:
+        QueueManager(MyQueue())
+    message = str(caught.value)
+    assert "(JOBS_CONNECTIONS__REDIS__OPTIONS__RETRY_AFTR): no such setting. Did you mean 'retry_after'?" in message
+    assert "Valid options:" in message
