@@ -133,6 +133,10 @@ class ConnectionSettings(BaseModel):
         url = value.get_secret_value() if value is not None else ""
         if not url:
             return value
+        known = DRIVERS.get(str(info.data.get("driver")))
+        if known is not None and known.schemes and "://" not in split_urls(url)[0]:
+            starts = " or ".join(f"{scheme}://" for scheme in known.schemes)
+            raise ValueError(f"the URL has no scheme: it must start with {starts} (is the ':' or a '/' missing?)")
         if unencoded_userinfo(url):
             raise ValueError(
                 "the URL's username or password holds a '#', '?' or '/' that is not percent-encoded, so the URL "
@@ -140,7 +144,6 @@ class ConnectionSettings(BaseModel):
                 "'#' is %23, '?' is %3F, '/' is %2F (urllib.parse.quote(password, safe='')), in "
                 "QUEUE_CONNECTIONS__<NAME>__URL or the driver's variable (REDIS_URL, RABBITMQ_URL, NATS_URL)"
             )
-        known = DRIVERS.get(str(info.data.get("driver")))
         network = known is not None and bool(known.schemes) and url_scheme(url) not in ("unix", "")
         if network and not has_host(url):
             raise ValueError("the URL names no host: add the server's (scheme://[user:password@]host[:port]/...)")
@@ -358,7 +361,10 @@ def describe_validation_error(
         loc = (*path, *(str(part) for part in problem["loc"]))
         where = ".".join(loc) or "settings"
         if env_prefix and loc:
-            where += f" ({env_prefix}{'__'.join(loc).upper()})"
+            variable = f"{env_prefix}{'__'.join(loc).upper()}"
+            if len(loc) == 3 and loc[0] == "connections" and loc[2] == "url":
+                variable += ", or REDIS_URL / RABBITMQ_URL / NATS_URL"
+            where += f" ({variable})"
         message = problem["msg"]
         if problem["type"] == "extra_forbidden" and model is not None:
             valid = _field_names_at(model, [str(part) for part in problem["loc"][:-1]])

@@ -444,3 +444,23 @@ def test_a_misspelt_driver_option_gets_a_did_you_mean_under_the_settings_own_pre
     message = str(caught.value)
     assert "(JOBS_CONNECTIONS__REDIS__OPTIONS__RETRY_AFTR): no such setting. Did you mean 'retry_after'?" in message
     assert "Valid options:" in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "driver", "url"),
+    [
+        ("RABBITMQ_URL", "rabbitmq", "amqp//guest:pw-s3cret@127.0.0.1:5672/"),
+        ("NATS_URL", "nats", "127.0.0.1:4222"),
+        ("REDIS_URL", "redis", "redis:/127.0.0.1:6379"),
+    ],
+)
+def test_a_url_without_its_scheme_says_so_not_something_about_the_password(
+    clean_env: pytest.MonkeyPatch, variable: str, driver: str, url: str
+) -> None:
+    clean_env.setenv(variable, url)
+    clean_env.setenv("QUEUE_DRIVER", driver)
+    with pytest.raises(QueueConfigurationError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "the URL has no scheme: it must start with" in message and variable in message, message
+    assert "percent-encoded" not in message and "pw-s3cret" not in message
