@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from taskiq import AckableMessage, BrokerMessage, TaskiqFormatter, TaskiqMessage
+from taskiq import AckableMessage, BrokerMessage, TaskiqFormatter, TaskiqMessage, TaskiqResult
 from taskiq.acks import parse_acknowledge_type
 from taskiq.labels import parse_label
 from taskiq.utils import maybe_awaitable
@@ -51,6 +51,11 @@ class PoisonMessage:
 
 
 PoisonHandler = Callable[[PoisonMessage], Awaitable[Any]]
+
+
+class UnrunnableJobError(RuntimeError):
+    """The result of a job no worker can run (unknown task, unusable labels): its caller's ``wait_result``
+    gets this at once instead of waiting out its timeout."""
 
 
 class RejectedDelivery(AckableMessage):
@@ -191,6 +196,7 @@ class RejectsPoison:
 
     async def _set_aside(self, poison: PoisonMessage) -> None:
         """Record the message as a failed job (a few attempts), or at least log why it is dropped."""
+        await self._answer_the_caller(poison)
         handler = self.poison_handler
         for pause in (*RECORD_ATTEMPTS, None):
             if handler is None:
@@ -210,3 +216,18 @@ class RejectsPoison:
             poison.task_id,
             poison.excerpt(),
         )
+
+    async def _answer_the_caller(self, poison: PoisonMessage) -> None:
+        """Store the reason as the job's result, when its id is known, for whoever waits on it."""
+        broker: Any = self
+        if not poison.task_id:
+            return
+        error = UnrunnableJobError(
+            f"Job {poison.task_id} cannot run ({poison.reason}): {poison.error}. "
+            "It is recorded as a failed job (python artisan queue:failed)."
+        )
+        result: TaskiqResult[None] = TaskiqResult(is_err=True, return_value=None, execution_time=0, error=error)
+        try:
+            await broker.result_backend.set_result(poison.task_id, result)
+        except Exception as problem:  # the result is a courtesy; the failed-jobs record is what counts
+            logger.warning("Could not store the error result of job %s: %s", poison.task_id, problem)

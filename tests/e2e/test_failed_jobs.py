@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from taskiq import AsyncTaskiqTask
 
+from queue_manager import QueueManager
+from queue_manager.settings import load_settings
 from tests.helpers import (
     SERVER_DRIVERS,
     cleanup,
@@ -18,6 +22,7 @@ from tests.helpers import (
     push_foreign,
     queue_work,
     run_python,
+    unique,
     wait_for,
 )
 
@@ -78,10 +83,21 @@ def test_forget_flush_and_filters(queues: dict[str, str], record_dir: Path, tmp_
     assert "No failed jobs." in artisan("queue:failed", env=env)
 
 
-# A well-formed TaskIQ message of a task no worker imports.
-GHOST = json.dumps(
-    {"task_id": "ghost-1", "task_name": "app.nowhere:ghost", "labels": {}, "labels_types": {}, "args": [], "kwargs": {}}
-).encode()
+def ghost(task_id: str) -> bytes:
+    """A well-formed TaskIQ message of a task no worker imports."""
+    message = {"task_id": task_id, "task_name": "app.nowhere:ghost", "labels": {}, "labels_types": {}}
+    return json.dumps({**message, "args": [], "kwargs": {}}).encode()
+
+
+async def result_of(driver: str, queue: str, task_id: str) -> Any:
+    """What a caller waiting on ``task_id`` gets, through the connection's own result backend."""
+    manager = QueueManager(load_settings({"driver": driver, "connections": {driver: {"queue": queue}}}))
+    connection = manager.connection(driver)
+    await connection.startup()
+    try:
+        return await AsyncTaskiqTask(task_id, connection.broker.result_backend).wait_result(timeout=60)
+    finally:
+        await manager.shutdown()
 
 
 async def push_garbage(driver: str, queue: str, payload: bytes, without_data: bool = False) -> None:
@@ -102,13 +118,16 @@ def test_a_message_no_worker_can_decode_is_recorded_and_the_worker_keeps_serving
     with queue_work(driver, TASKS, env=env, log=tmp_path / "w.log") as worker:
         worker.wait_ready()
         asyncio.run(push_garbage(driver, queues[driver], b"\x00\xffnot a taskiq message", without_data=True))
-        asyncio.run(push_garbage(driver, queues[driver], GHOST))
+        ghost_id = unique("ghost")
+        asyncio.run(push_garbage(driver, queues[driver], ghost(ghost_id)))
         [row] = dispatch_jobs([{"task": "remember", "args": [1]}], env)
         assert row["value"] == 1, "a good job after the bad ones still runs"
         undecodable = 2 if driver == "redis_stream" else 1  # the stream also got an entry without data
         assert wait_for(lambda: artisan("queue:failed", env=env).count("(undecodable)") == undecodable, timeout=30)
         listed = artisan("queue:failed", env=env)
         output = worker.output()
+        answer = asyncio.run(result_of(driver, queues[driver], ghost_id))
+    assert answer.is_err and "cannot run (unknown task)" in str(answer.error), "its caller learns why, at once"
     assert "app.nowhere:ghost" in listed and "unknown task" in listed, "an unknown task is kept under its name"
     assert "cannot run: undecodable" in output and "cannot run: unknown task" in output
     assert worker.alive() is False or "Traceback" not in output.split("Worker ready", 1)[-1]
