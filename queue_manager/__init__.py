@@ -15,6 +15,7 @@ from queue_manager.errors import (
     MissingExtraError,
     QueueConfigurationError,
     RetryError,
+    UnrunnableJobError,
 )
 from queue_manager.manager import QueueManager
 from queue_manager.provider import QueueProvider
@@ -60,6 +61,7 @@ __all__ = [
     "QueueSettings",
     "QueueTask",
     "RetryError",
+    "UnrunnableJobError",
     "current_manager",
     "dispatch",
     "task",

@@ -7,6 +7,7 @@ from typing import Any
 from taskiq.exceptions import SendTaskError
 
 from drivers.errors import BrokerUnreachableError, InvalidDelayError, MissingExtraError, QueueConfigurationError
+from drivers.poison import UnrunnableJobError
 
 
 class BulkDispatchError(SendTaskError):
@@ -57,4 +58,5 @@ __all__ = [
     "MissingExtraError",
     "QueueConfigurationError",
     "RetryError",
+    "UnrunnableJobError",
 ]
