@@ -28,6 +28,7 @@ from drivers.delay import received_delay, received_eta
 
 logger = logging.getLogger("queue_manager.drivers.poison")
 
+ANSWER_TIMEOUT = 5.0  # seconds the fetch loop waits to store a poison message's error result
 EXCERPT = 200  # characters of a bad payload worth a log line (the whole payload goes to the failed-jobs store)
 RECORD_ATTEMPTS = (0.5, 1.0, 2.0)  # pauses between attempts to record a poison message
 
@@ -195,15 +196,19 @@ class RejectsPoison:
         return PoisonMessage(delivery.data, delivery.reason, delivery.error, name, task_id, message)
 
     async def _set_aside(self, poison: PoisonMessage) -> None:
-        """Record the message as a failed job (a few attempts), or at least log why it is dropped."""
-        await self._answer_the_caller(poison)
+        """Record the message as a failed job (a few attempts), or at least log why it is dropped; then tell
+        whoever waits on its result."""
+        recorded = await self._record(poison)
+        await self._answer_the_caller(poison, recorded)
+
+    async def _record(self, poison: PoisonMessage) -> bool:
         handler = self.poison_handler
         for pause in (*RECORD_ATTEMPTS, None):
             if handler is None:
                 break
             try:
                 await handler(poison)
-                return
+                return True
             except Exception:
                 logger.exception("Could not record a job that cannot run (%s)", poison.reason)
             if pause is not None:
@@ -216,18 +221,22 @@ class RejectsPoison:
             poison.task_id,
             poison.excerpt(),
         )
+        return False
 
-    async def _answer_the_caller(self, poison: PoisonMessage) -> None:
-        """Store the reason as the job's result, when its id is known, for whoever waits on it."""
+    async def _answer_the_caller(self, poison: PoisonMessage, recorded: bool) -> None:
+        """Store the reason as the job's result, when its id is known and it has no result yet (a worker that
+        knew the task may have run it before this redelivery), within ``ANSWER_TIMEOUT``: the fetch loop
+        waits for it."""
         broker: Any = self
         if not poison.task_id:
             return
-        error = UnrunnableJobError(
-            f"Job {poison.task_id} cannot run ({poison.reason}): {poison.error}. "
-            "It is recorded as a failed job (python artisan queue:failed)."
-        )
+        where = "It is recorded as a failed job (python artisan queue:failed)." if recorded else "It was dropped."
+        error = UnrunnableJobError(f"Job {poison.task_id} cannot run ({poison.reason}): {poison.error}. {where}")
         result: TaskiqResult[None] = TaskiqResult(is_err=True, return_value=None, execution_time=0, error=error)
+        backend = broker.result_backend
         try:
-            await broker.result_backend.set_result(poison.task_id, result)
+            async with asyncio.timeout(ANSWER_TIMEOUT):
+                if not await backend.is_result_ready(poison.task_id):
+                    await backend.set_result(poison.task_id, result)
         except Exception as problem:  # the result is a courtesy; the failed-jobs record is what counts
-            logger.warning("Could not store the error result of job %s: %s", poison.task_id, problem)
+            logger.warning("Could not store the error result of job %s: %r", poison.task_id, problem)

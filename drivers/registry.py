@@ -58,7 +58,7 @@ class DriverInfo:
     def start_command(self, where: str) -> str:
         """``start_hint`` for the first server of ``where`` (``host:port,...``), on the port it names."""
         port = where.split(",", 1)[0].rpartition(":")[2]
-        return self.start_hint.format(port=port if port.isdigit() else self.default_port)
+        return self.start_hint.replace("{port}", port if port.isdigit() else str(self.default_port))
 
 
 DRIVERS: dict[str, DriverInfo] = {

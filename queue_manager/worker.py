@@ -27,6 +27,7 @@ from queue_manager.dispatch import check_queue_name
 DEFAULT_APP = "bootstrap.application:app"
 FIRST_WORKER = "worker-0"  # the name TaskIQ's process manager gives its first child
 OTHER_WORKERS_WAIT = 3.0
+_stopping = False  # this process has asked its parent to stop (once: a second signal can deadlock it)
 
 
 def load_app(path: str | None = None) -> Any:
@@ -118,9 +119,13 @@ def stop_taskiq_worker(error: QueueConfigurationError) -> None:
     signal arriving while it does (or while the manager queues the restart of a child that died) can
     deadlock the parent; the other children wait a moment, so none dies before the parent has stopped.
     """
+    global _stopping
     parent = multiprocessing.parent_process()
     if parent is None or parent.pid is None or "taskiq.cli.worker.process_manager" not in sys.modules:
         return
+    if _stopping:  # the provider's boot already did (the error then passes through worker_broker too)
+        return
+    _stopping = True
     logging.getLogger("queue_manager.worker").critical("Stopping the worker: %s", error)
     if multiprocessing.current_process().name == FIRST_WORKER:
         os.kill(parent.pid, signal.SIGTERM)

@@ -30,6 +30,7 @@ from taskiq.exceptions import NoResultError
 FORMATS = ("text", "json", "quiet")
 COLOURS = {"RUNNING": "33", "DONE": "32", "FAIL": "31"}  # yellow, green, red (ANSI)
 LINE_WIDTH = 100  # when stdout is not a terminal
+MAX_PENDING_ERRORS = 10_000
 
 
 def short_id(task_id: str) -> str:
@@ -54,7 +55,9 @@ class JobLines(TaskiqMiddleware):
         self.colour = format == "text" and self.stream.isatty() and "NO_COLOR" not in os.environ
         self.width = shutil.get_terminal_size((LINE_WIDTH, 24)).columns if self.stream.isatty() else LINE_WIDTH
         self._started: dict[str, float] = {}
-        self._errors: dict[str, BaseException] = {}  # what the job raised (a retry replaces the result's error)
+        # What each running job raised, as its line shows it (a retry replaces the result's error). Keyed by
+        # the message object, the same in on_error and post_execute; a string, so no traceback is kept.
+        self._errors: dict[int, str] = {}
 
     def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
         self._started[message.task_id] = time.perf_counter()
@@ -62,26 +65,29 @@ class JobLines(TaskiqMiddleware):
         return message
 
     def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
-        self._errors[message.task_id] = exception
+        if len(self._errors) > MAX_PENDING_ERRORS:  # post_execute never ran for some (a middleware raised)
+            self._errors.clear()
+        self._errors[id(message)] = first_line(exception)
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         started = self._started.pop(message.task_id, None)
         seconds = time.perf_counter() - started if started is not None else result.execution_time
-        raised = self._errors.pop(message.task_id, None)
+        raised = self._errors.pop(id(message), None)
         if not result.is_err:
             self._write(message, "DONE", seconds, None)
             return
         # The retry middleware turns a failed attempt's error into NoResultError (nothing is stored: the
         # handle waits for the retry), so the line shows what the job raised, and that it will run again.
-        retrying = isinstance(result.error, NoResultError)
-        self._write(message, "FAIL", seconds, raised or result.error, retrying)
+        error = first_line(result.error)
+        retrying = raised is not None and raised != error and isinstance(result.error, NoResultError)
+        self._write(message, "FAIL", seconds, raised if raised is not None else error, retrying)
 
     def _write(
         self,
         message: TaskiqMessage,
         status: str,
         seconds: float | None,
-        error: BaseException | None,
+        error: str | None,
         retrying: bool = False,
     ) -> None:
         if self.format == "quiet":
@@ -99,7 +105,7 @@ class JobLines(TaskiqMiddleware):
             if seconds is not None:
                 record["duration_ms"] = round(seconds * 1000, 2)
             if error is not None:
-                record["error"] = first_line(error)
+                record["error"] = error
             if retrying:
                 record["retrying"] = True
             line = json.dumps(record, default=str)
@@ -111,7 +117,7 @@ class JobLines(TaskiqMiddleware):
                 right = right.replace(status, f"\033[{COLOURS[status]}m{status}\033[0m")
             line = f"{left}{dots} {right}"
             if error is not None:
-                line += f"\n      {first_line(error)}" + (" (will be retried)" if retrying else "")
+                line += f"\n      {error}" + (" (will be retried)" if retrying else "")
         self.stream.write(line + "\n")
         self.stream.flush()
 

@@ -36,6 +36,7 @@ def test_bad_input_is_refused_with_a_clear_message(args: list[str], message: str
     ("target", "env"),
     [
         ("queue_manager.worker:broker", {"QUEUE_WORKER_CONNECTION": "rabit"}),
+        ("queue_manager.worker:broker", {"QUEUE_DRIVER": "rabit"}),  # refused by the app's boot, inside it
         ("bootstrap.broker:broker", {"QUEUE_DRIVER": "rabit"}),  # the guide's own command
     ],
 )
