@@ -49,14 +49,13 @@ and the buckets on that many servers of a JetStream cluster (``nats_replicas``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
-from nats.errors import ConnectionClosedError, MsgAlreadyAckdError, NoServersError, OutboundBufferLimitError
+from nats.errors import ConnectionClosedError, NoServersError, OutboundBufferLimitError
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
@@ -223,9 +222,8 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
 
     async def _in_progress(self, messages: list[Any]) -> None:
         """The heartbeat: every job held (running, or pulled and waiting for a slot) is still in progress."""
-        for message in messages:
-            with contextlib.suppress(MsgAlreadyAckdError):  # acknowledged since the list was taken
-                await message.in_progress()
+        for message in messages:  # one acknowledged since the list was taken takes "+WPI" harmlessly
+            await message.in_progress()
 
     async def _give_back(self) -> None:
         """Pulled jobs this worker will not start go back to the stream now, not after ``ack_wait``."""
@@ -343,7 +341,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
         try:
             while True:
                 if not held:
-                    await self._pull(held)
+                    await self._pull()
                     continue
                 token, message, poison = held.popleft()
                 ack = self._acknowledger(token, message)
@@ -355,7 +353,7 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
             if held:
                 await asyncio.shield(self._give_back())
 
-    async def _pull(self, held: deque[tuple[int, Any, str | None]]) -> None:
+    async def _pull(self) -> None:
         """One pull from the first queue that has jobs (so the first queue goes first), as many as the worker
         has free slots; a job not due yet goes straight back with its remaining delay."""
         paused = await self.pausing.of(self.queues)
@@ -378,12 +376,12 @@ class NatsQueueBroker(RejectsPoison, PullBasedJetStreamBroker):
                 try:
                     remaining = eta_remaining((message.headers or {}).get(labels.ETA))
                 except InvalidDelayError as error:
-                    held.append((self.in_flight.add(message), message, f"header 'eta': {error}"))
+                    self._held.append((self.in_flight.add(message), message, f"header 'eta': {error}"))
                     continue
                 if remaining is not None:
                     await message.nak(delay=remaining)
                     continue
-                held.append((self.in_flight.add(message), message, None))
+                self._held.append((self.in_flight.add(message), message, None))
             if fetched:
                 return
 

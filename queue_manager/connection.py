@@ -22,7 +22,7 @@ from drivers import BrokerSpec, BrokerUnreachableError, QueueConfigurationError
 from drivers.contract import CountsQueues, QueueCounts, ReportsCounts
 from drivers.control import ControlState, control_for, paused_key
 from queue_manager.dispatch import PendingDispatch, check_queue_name
-from queue_manager.errors import BulkDispatchError, unreachable_send
+from queue_manager.errors import BulkDispatchError, raise_if_unreachable
 from queue_manager.sending import kiq_many
 
 Pinger = Callable[[BrokerSpec], Awaitable[None]]
@@ -171,10 +171,8 @@ class Connection:
                 await self.startup()
             return await pending.kicker(self.broker).kiq(*pending.args, **pending.kwargs)
         except (SendTaskError, BrokerUnreachableError) as error:
-            unreachable = unreachable_send(error)
-            if unreachable is None:
-                raise
-            raise unreachable from (error.__cause__ if isinstance(error, SendTaskError) else error)
+            raise_if_unreachable(error)
+            raise
 
     async def send_named(
         self,

@@ -37,13 +37,13 @@ class DispatchUnreachableError(BrokerUnreachableError, SendTaskError):
         return f"{type(self).__name__}({str(self)!r})"
 
 
-def unreachable_send(error: BaseException) -> DispatchUnreachableError | None:
-    """The error to raise instead of ``error`` (TaskIQ's ``SendTaskError`` caused by an unreachable broker, or
-    that cause itself), or None to let ``error`` through as it is. Raise it ``from`` the original cause."""
+def raise_if_unreachable(error: BaseException) -> None:
+    """Raise ``DispatchUnreachableError`` (from the original cause) instead of ``error`` when a send failed
+    because the broker is unreachable: TaskIQ's ``SendTaskError`` caused by it, or that cause itself. Returns
+    otherwise, and the caller re-raises ``error`` as it is."""
     cause = error.__cause__ if isinstance(error, SendTaskError) else error
     if isinstance(cause, BrokerUnreachableError) and not isinstance(cause, DispatchUnreachableError):
-        return DispatchUnreachableError(str(cause))
-    return None
+        raise DispatchUnreachableError(str(cause)) from cause
 
 
 class RetryError(RuntimeError):

@@ -42,7 +42,7 @@ class QueueFailedCommand(FailedJobCommand):
     def handle(self) -> int:
         connection, queue = self.option("connection"), self.option("queue")
         jobs = self.with_manager(lambda manager: manager.failed.all(connection, queue))
-        if not jobs and connection and connection not in self.manager.settings.connections:
+        if not jobs and connection:
             try:  # a typo, most likely (a removed connection whose jobs are still stored lists them above)
                 self.manager.check_connection_name(connection)
             except QueueConfigurationError as error:

@@ -20,7 +20,7 @@ from drivers import QueueConfigurationError
 from drivers.labels import BACKOFF, QUEUE, RETRIES, TIMEOUT
 from queue_manager.context import current_manager, has_manager
 from queue_manager.dispatch import PendingDispatch, check_queue_name
-from queue_manager.errors import unreachable_send
+from queue_manager.errors import raise_if_unreachable
 from queue_manager.failures import FAILURE_HOOKS, FailureHook
 from queue_manager.retry import parse_backoff
 
@@ -54,10 +54,8 @@ class BrokerTask(AsyncTaskiqDecoratedTask[P, R]):
         try:
             return await self.kicker().kiq(*args, **kwargs)
         except SendTaskError as error:
-            unreachable = unreachable_send(error)
-            if unreachable is None:
-                raise
-            raise unreachable from error.__cause__
+            raise_if_unreachable(error)
+            raise
 
 
 class _TaskRegistry(AsyncSharedBroker):
