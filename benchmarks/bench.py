@@ -492,7 +492,7 @@ async def rabbitmq_result_store(reps: int, count: int) -> None:
     import aio_pika
     from taskiq import TaskiqResult
 
-    from drivers.rabbitmq_results import RabbitMQResultBackend
+    from drivers.rabbitmq.results import RabbitMQResultBackend
 
     url = "amqp://guest:guest@127.0.0.1:5672/"
     arguments = {"x-expires": 600_000, "x-max-length": 1, "x-queue-type": "classic"}

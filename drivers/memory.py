@@ -12,14 +12,51 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import cached_property
 
+from pydantic import Field
 from taskiq import AsyncBroker, BrokerMessage, InMemoryBroker
 from taskiq.exceptions import UnknownTaskError
 
-from drivers.contract import QueueCounts
-from drivers.delay import seconds_until_due
-from drivers.options import MemoryOptions
-from drivers.spec import BrokerSpec
+from drivers.base.contract import DriverInfo, QueueCounts
+from drivers.base.control import ControlState
+from drivers.base.delay import seconds_until_due
+from drivers.base.options import DriverOptions
+from drivers.base.spec import BrokerSpec
+
+
+class MemoryOptions(DriverOptions):
+    await_inplace: bool = Field(
+        True, description="run each job before dispatch returns (tests see its effects at once)"
+    )
+    max_stored_results: int = Field(
+        10_000, ge=-1, description="results kept in memory (oldest dropped first); -1 keeps all"
+    )
+
+
+DRIVER = DriverInfo("drivers.memory", MemoryOptions, shares_results=False, in_process=True)
+
+
+class MemoryControl(ControlState):
+    """The memory driver's control state: in the process (it has no workers elsewhere)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    async def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    async def set(self, name: str, value: str) -> None:
+        self.values[name] = value
+
+    async def delete(self, name: str) -> None:
+        self.values.pop(name, None)
+
+    async def add(self, name: str, amount: int, ttl: int) -> None:
+        self.values[name] = str(int(self.values.get(name, "0")) + amount)
+
+    async def counters(self, names: list[str]) -> list[int] | None:
+        return [int(self.values.get(name, "0")) for name in names]
 
 
 class UnknownInMemoryTaskError(UnknownTaskError):
@@ -40,6 +77,13 @@ class MemoryBroker(InMemoryBroker):
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Queues mean nothing in memory: every job runs where it was dispatched."""
+
+    def why_no_worker(self) -> str:
+        return "the memory driver runs each job inside the process that dispatches it, so it has no worker"
+
+    @cached_property
+    def control_state(self) -> MemoryControl:
+        return MemoryControl()
 
     async def kick(self, message: BrokerMessage) -> None:
         if self.find_task(message.task_name) is None:

@@ -1,11 +1,21 @@
-"""fastapi-startkit-queue: a Laravel-style queue manager for fastapi-startkit, on TaskIQ."""
+"""fastapi-startkit-queue: a Laravel-style queue manager for fastapi-startkit, on TaskIQ.
+
+The rooms: ``settings``, ``manager``, ``connection``, ``dispatch``/``tasks``/``sending`` (declaring and sending
+jobs), ``jobs`` (what happens when one runs), ``failed`` (failed jobs), ``worker`` (the worker process),
+``scheduler``, ``console`` (artisan commands), ``web`` (health and dashboard), ``provider``, and ``testing``
+(the fake and the pytest plugin, plugged in from outside). What a custom driver needs is exported here too
+(``BrokerSpec``, ``BrokerFactory``, ``ControlState``, ``QueueCounts``).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from drivers import BrokerFactory, BrokerSpec
+from drivers.base.contract import QueueCounts
+from drivers.base.control import ControlState
 from queue_manager.connection import Connection
-from queue_manager.context import current_manager, use_manager
+from queue_manager.context import use_manager
 from queue_manager.dispatch import PendingDispatch, dispatch
 from queue_manager.errors import (
     BrokerUnreachableError,
@@ -17,7 +27,7 @@ from queue_manager.errors import (
     RetryError,
     UnrunnableJobError,
 )
-from queue_manager.manager import QueueManager
+from queue_manager.manager import QueueManager, current_manager
 from queue_manager.provider import QueueProvider
 from queue_manager.settings import ConnectionSettings, QueueSettings
 from queue_manager.tasks import QueueTask, task
@@ -46,15 +56,19 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BrokerFactory",
+    "BrokerSpec",
     "BrokerUnreachableError",
     "BulkDispatchError",
     "Connection",
     "ConnectionSettings",
+    "ControlState",
     "DispatchUnreachableError",
     "InvalidDelayError",
     "MissingExtraError",
     "PendingDispatch",
     "QueueConfigurationError",
+    "QueueCounts",
     "QueueFake",
     "QueueManager",
     "QueueProvider",

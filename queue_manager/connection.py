@@ -18,10 +18,11 @@ from taskiq import (
 from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 
-from drivers import BrokerSpec, BrokerUnreachableError, QueueConfigurationError
-from drivers.contract import CountsQueues, QueueCounts, ReportsCounts
-from drivers.control import ControlState, control_for, paused_key
-from queue_manager.dispatch import PendingDispatch, check_queue_name
+from drivers import DRIVERS, BrokerSpec, BrokerUnreachableError, QueueConfigurationError
+from drivers.base.contract import CountsQueues, QueueCounts, ReportsCounts
+from drivers.base.control import ControlState, control_of, paused_key
+from drivers.base.names import check_queue_name
+from queue_manager.dispatch import PendingDispatch
 from queue_manager.errors import BulkDispatchError, raise_if_unreachable
 from queue_manager.sending import kiq_many
 
@@ -44,6 +45,8 @@ class Connection:
         self.spec = spec
         self.broker = broker
         self._pinger = pinger or _no_ping
+        known = DRIVERS.get(spec.driver)
+        self._queue_rule = known.queue_rule if known is not None else None
         self._started = False
         self._lock = asyncio.Lock()
         for event in (TaskiqEvents.CLIENT_STARTUP, TaskiqEvents.WORKER_STARTUP):
@@ -72,6 +75,11 @@ class Connection:
     @property
     def started(self) -> bool:
         return self._started
+
+    def check_queue(self, queue: str | None = None) -> str:
+        """``queue`` (default: this connection's), or QueueConfigurationError if this connection's driver cannot
+        use the name: the same check at dispatch, in the worker and in every command."""
+        return check_queue_name(queue or self.queue, self._queue_rule, self.driver)
 
     async def startup(self) -> None:
         """Start the broker once (idempotent); an unreachable server raises BrokerUnreachableError."""
@@ -106,7 +114,7 @@ class Connection:
     async def counts(self, queue: str | None = None) -> QueueCounts:
         """Waiting, delayed and reserved (running) jobs of ``queue``, as far as the driver can tell (None where
         it cannot; see "Operating the queues" in the README); at least ``size()`` as waiting."""
-        name = check_queue_name(queue or self.queue)
+        name = self.check_queue(queue)
         if not self._started:
             await self.startup()
         if isinstance(self.broker, ReportsCounts):
@@ -117,18 +125,18 @@ class Connection:
     async def pause(self, queue: str | None = None) -> None:
         """Workers of every process and machine stop taking jobs from ``queue`` within about a second (running
         ones finish); dispatching to it still enqueues. The state lives on the connection's own server."""
-        await self._control().set(paused_key(check_queue_name(queue or self.queue)), str(time.time()))
+        await self._control().set(paused_key(self.check_queue(queue)), str(time.time()))
 
     async def resume(self, queue: str | None = None) -> None:
-        await self._control().delete(paused_key(check_queue_name(queue or self.queue)))
+        await self._control().delete(paused_key(self.check_queue(queue)))
 
     async def paused(self, queue: str | None = None) -> bool:
-        return await self._control().get(paused_key(check_queue_name(queue or self.queue))) is not None
+        return await self._control().get(paused_key(self.check_queue(queue))) is not None
 
     async def throughput(self, queue: str | None = None, minutes: int = 30) -> list[int] | None:
         """Jobs finished on ``queue`` in each of the last ``minutes`` minutes, oldest first, as ``queue:work``
         workers count them; None where the connection keeps no counters (RabbitMQ, custom drivers)."""
-        name = check_queue_name(queue or self.queue)
+        name = self.check_queue(queue)
         now = int(time.time() // 60)
         keys = [throughput_key(name, minute) for minute in range(now - minutes + 1, now + 1)]
         try:
@@ -137,7 +145,7 @@ class Connection:
             return None
 
     def _control(self) -> ControlState:
-        control = control_for(self.broker)
+        control = control_of(self.broker)
         if control is None:
             raise QueueConfigurationError(
                 f"Queue connection '{self.name}' (driver {self.driver}) keeps no shared state, so its queues cannot "
@@ -146,7 +154,7 @@ class Connection:
         return _Started(self, control)
 
     async def _counted(self, operation: str, queue: str | None) -> int:
-        name = check_queue_name(queue or self.queue)
+        name = self.check_queue(queue)
         if not isinstance(self.broker, CountsQueues):
             raise QueueConfigurationError(
                 f"Queue connection '{self.name}' (driver {self.driver}) cannot {operation} a queue: its broker "

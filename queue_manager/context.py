@@ -1,22 +1,46 @@
 """The manager that ``task``/``dispatch`` use when no connection object is at hand.
 
-QueueProvider sets it at register(); tests or scripts without an app can set
-their own with ``use_manager``.
+QueueProvider sets it at register(); tests or scripts without an app can set their own with ``use_manager``.
+What sending a job needs of the manager is written down here as two small protocols, so the modules that send
+jobs sit below the manager instead of importing it back (``queue_manager.current_manager`` is the typed one).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
+
+from taskiq import AsyncBroker, AsyncTaskiqTask
 
 from drivers import QueueConfigurationError
 
-if TYPE_CHECKING:
-    from queue_manager.manager import QueueManager
 
-_current: QueueManager | None = None
+class Destination(Protocol):
+    """What a dispatch needs of a connection (``queue_manager.Connection`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def broker(self) -> AsyncBroker: ...
+
+    async def startup(self) -> None: ...
+
+    async def send(self, pending: Any) -> AsyncTaskiqTask[Any]: ...
 
 
-def use_manager(manager: QueueManager | None) -> None:
+class Connections(Protocol):
+    """What a dispatch needs of the manager (``queue_manager.QueueManager`` is one)."""
+
+    def connection(self, name: str | None = None) -> Destination: ...
+
+
+_current: Connections | None = None
+
+
+def use_manager(manager: Connections | None) -> None:
     global _current
     _current = manager
 
@@ -25,7 +49,7 @@ def has_manager() -> bool:
     return _current is not None
 
 
-def current_manager() -> QueueManager:
+def current() -> Connections:
     if _current is None:
         raise QueueConfigurationError(
             "No queue manager is set up: add QueueProvider to your fastapi-startkit app's providers "

@@ -9,19 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Coroutine, Generator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, AsyncTaskiqTask
 from taskiq.kicker import AsyncKicker
 
-from drivers import QueueConfigurationError
-from drivers import labels as wire
-from drivers.delay import checked_due, due_from
-from queue_manager.context import current_manager
-from queue_manager.settings import queue_name_rule
-
-if TYPE_CHECKING:
-    from queue_manager.connection import Connection
+from drivers.base import labels as wire
+from drivers.base.delay import checked_due, due_from
+from drivers.base.names import check_queue_name
+from queue_manager.context import Destination, current
 
 Delay = float | int | timedelta | datetime
 
@@ -37,13 +33,6 @@ def due_timestamp(when: Delay) -> float:
     raise TypeError(f"delay() takes seconds, a timedelta or a datetime, not {type(when).__name__}.")
 
 
-def check_queue_name(queue: str) -> str:
-    try:
-        return queue_name_rule(queue)
-    except (ValueError, TypeError) as error:
-        raise QueueConfigurationError(f"Invalid queue name {queue!r}: {error}.") from None
-
-
 class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
     """A job not sent yet: chain the fluent calls, then await it (or hand it to gather/create_task).
 
@@ -56,7 +45,7 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         task: AsyncTaskiqDecoratedTask[Any, Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        connection: Connection | None = None,
+        connection: Destination | None = None,
     ) -> None:
         if not isinstance(task, AsyncTaskiqDecoratedTask):
             raise TypeError(f"dispatch() needs a task (a function decorated with @task or @broker.task), got {task!r}.")
@@ -78,7 +67,7 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         return self
 
     def delay(self, when: Delay) -> Self:
-        """A delay no driver can honour (infinite, NaN, beyond ``drivers.delay.MAX_DELAY``: 366 days) raises
+        """A delay no driver can honour (infinite, NaN, beyond ``drivers.base.delay.MAX_DELAY``: 366 days) raises
         InvalidDelayError here, before anything is sent; every broker's ``kick`` checks the same rule."""
         self.labels[wire.ETA] = checked_due(due_timestamp(when))
         return self
@@ -88,9 +77,9 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         self.labels.update(labels)
         return self
 
-    def resolve_connection(self) -> Connection:
+    def resolve_connection(self) -> Destination:
         if self._connection is None:
-            self._connection = current_manager().connection(self.connection_name)
+            self._connection = current().connection(self.connection_name)
         return self._connection
 
     @property

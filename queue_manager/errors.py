@@ -6,8 +6,13 @@ from typing import Any
 
 from taskiq.exceptions import SendTaskError
 
-from drivers.errors import BrokerUnreachableError, InvalidDelayError, MissingExtraError, QueueConfigurationError
-from drivers.poison import UnrunnableJobError
+from drivers.base.errors import (
+    BrokerUnreachableError,
+    InvalidDelayError,
+    MissingExtraError,
+    QueueConfigurationError,
+    UnrunnableJobError,
+)
 
 
 class BulkDispatchError(SendTaskError):

@@ -14,25 +14,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, TaskiqMiddleware
 
 from drivers import DRIVERS, BrokerFactory, BrokerSpec, BrokerUnreachableError, QueueConfigurationError, load_driver
-from drivers.contract import SharesResults
-from drivers.errors import unknown_name_error
-from drivers.options import FailoverOptions
-from drivers.poison import RejectsPoison
+from drivers.base import labels
+from drivers.base.contract import BuildsOnConnections, SharesResults
+from drivers.base.errors import unknown_name_error
+from drivers.common.poison import RejectsPoison
 from queue_manager.connection import Connection, Pinger
+from queue_manager.context import current
 from queue_manager.dispatch import PendingDispatch
-from queue_manager.failures import FailedJobs
-from queue_manager.retry import RetryMiddleware
+from queue_manager.failed import FailedJobs
+from queue_manager.jobs.retries import RetryMiddleware
 from queue_manager.settings import QueueSettings, describe_validation_error, load_settings, url_scheme
 from queue_manager.tasks import BrokerTask
-
-if TYPE_CHECKING:
-    from queue_manager.testing.fake import QueueFake
 
 logger = logging.getLogger("queue_manager")
 
@@ -41,8 +39,8 @@ ResolvingCallback = Callable[[Connection], None]
 
 class QueueManager:
     #: What ``fake()`` builds. Laravel keeps ``Queue::fake()`` outside the manager too: the package's
-    #: ``__init__`` plugs in ``queue_manager.testing``, so nothing here knows a test double.
-    fake_factory: ClassVar[Callable[..., QueueFake] | None] = None
+    #: ``__init__`` plugs in ``queue_manager.testing``, so nothing here knows a test double, not even its type.
+    fake_factory: ClassVar[Callable[..., Any] | None] = None
 
     def __init__(self, settings: QueueSettings | None = None, base_path: Path | None = None) -> None:
         """``base_path``: the app's, under which the default failed-jobs database lives (storage/queue/)."""
@@ -134,13 +132,22 @@ class QueueManager:
     def resolved(self) -> dict[str, Connection]:
         return dict(self._connections)
 
+    def queues(self, name: str | None = None) -> list[str]:
+        """The queues the app is known to use on a connection: its own, and those its tasks declare."""
+        key = name or self._default
+        self.check_connection_name(key)
+        known = {self.settings.connections[key].queue}
+        for found in [*AsyncBroker.global_task_registry.values(), *self._tasks.values()]:
+            declared = found.labels.get(labels.QUEUE)
+            if declared:
+                known.add(str(declared))
+        return sorted(known)
+
     def _resolve(self, name: str) -> Connection:
         settings = self.settings.connections[name]
-        spec = settings.spec(name)
+        spec = self.settings.spec(name)
         shared = settings.results if settings.result_backend else None
         factory, pinger = self._driver(settings.driver)
-        if settings.driver == "failover":
-            factory = self._failover
         broker = factory(replace(spec, result_backend=False) if shared else spec)
         if not isinstance(broker, AsyncBroker):
             raise QueueConfigurationError(
@@ -148,9 +155,8 @@ class QueueManager:
                 "not a TaskIQ AsyncBroker."
             )
         if shared:
-            store = self.settings.connections[shared]
-            module: SharesResults = load_driver(store.driver)
-            broker = broker.with_result_backend(module.results(store.spec(shared)))
+            module: SharesResults = load_driver(self.settings.connections[shared].driver)
+            broker = broker.with_result_backend(module.results(self.settings.spec(shared)))
         if broker.decorator_class is AsyncTaskiqDecoratedTask:  # the guide's @broker.task (not a custom class)
             broker.decorator_class = BrokerTask
         broker.local_task_registry.update(self._tasks)
@@ -163,28 +169,20 @@ class QueueManager:
             broker.poison_handler = partial(self.failed.record_poison, name)
         return Connection(spec, broker, pinger)
 
-    def _failover(self, spec: BrokerSpec) -> AsyncBroker:
-        """A failover connection over the connections it names (each resolved, and started, as usual)."""
-        from drivers.failover import FailoverBroker
-        from drivers.failover import Target as FailoverTarget
-
-        options = FailoverOptions.model_validate(dict(spec.options))
-        targets = []
-        for name in options.connections:
-            connection = self.connection(name)
-            targets.append(FailoverTarget(name, connection.broker, connection.startup))
-        return FailoverBroker(spec, options, targets)
-
     def _driver(self, driver: str) -> tuple[BrokerFactory, Pinger | None]:
         if driver in self._custom:
             return self._custom[driver], None
         module = load_driver(driver)
+        if DRIVERS[driver].builds_on_connections:  # failover: handed this manager's connections
+            over: BuildsOnConnections = module
+            return partial(over.build_over, connection=self.connection), module.ping
         return module.build, module.ping
 
     # -- testing -------------------------------------------------------------------------------
-    def fake(self, tasks: Iterable[Any] | None = None, connections: Iterable[str] | None = None) -> QueueFake:
-        """Laravel's ``Queue::fake()``: record dispatches instead of sending them (use as a context manager
-        to restore the real connections). ``tasks``/``connections`` limit what is faked."""
+    def fake(self, tasks: Iterable[Any] | None = None, connections: Iterable[str] | None = None) -> Any:
+        """Laravel's ``Queue::fake()``: a ``queue_manager.testing.QueueFake`` that records dispatches instead of
+        sending them (use as a context manager to restore the real connections). ``tasks``/``connections`` limit
+        what is faked."""
         if self.fake_factory is None:
             raise RuntimeError("manager.fake() needs queue_manager.testing: `import queue_manager` first.")
         return self.fake_factory(self, tasks, connections)
@@ -230,25 +228,24 @@ class QueueManager:
     # -- validation (at boot) ------------------------------------------------------------------
     def check_connection_name(self, name: str) -> None:
         if name not in self.settings.connections:
+            prefix = str(type(self.settings).model_config.get("env_prefix") or "").upper()
             raise unknown_name_error(
                 "connection",
                 name,
                 self.settings.connections,
-                "Set QUEUE_DRIVER (or QUEUE_CONNECTION) to one of them, or define it with "
-                f"QUEUE_CONNECTIONS__{name.upper()}__DRIVER=<driver>.",
+                f"Set {prefix}DRIVER (or {prefix}CONNECTION) to one of them, or define it with "
+                f"{prefix}CONNECTIONS__{name.upper()}__DRIVER=<driver>.",
             )
 
     def validate(self) -> None:
         """Check every connection now, so a bad setting fails at boot instead of at first dispatch."""
         self.check_connection_name(self._default)
-        for name, settings in self.settings.connections.items():
-            self._validate_connection(name, settings.spec(name))
+        for name in self.settings.connections:
+            self._validate_connection(name, self.settings.spec(name))
         self.failed.check()
 
     def _validate_connection(self, name: str, spec: BrokerSpec) -> None:
         self._validate_results(name)
-        if spec.driver == "failover":
-            self._validate_failover(name, spec)
         if spec.driver in self._custom:
             return
         if spec.driver not in DRIVERS:
@@ -256,14 +253,16 @@ class QueueManager:
                 "driver",
                 spec.driver,
                 self.drivers,
-                f"Fix QUEUE_CONNECTIONS__{name.upper()}__DRIVER, or register the driver in the 'drivers' setting.",
+                f"Fix {spec.setting('driver')}, or register the driver in the 'drivers' setting.",
             )
             raise QueueConfigurationError(f"Queue connection '{name}': {error}") from None
         info = DRIVERS[spec.driver]
+        if info.check_connections is not None:
+            info.check_connections(spec, {other: s.driver for other, s in self.settings.connections.items()})
         if info.schemes and url_scheme(spec.url) not in info.schemes:
             raise QueueConfigurationError(
                 f"Queue connection '{name}' (driver {spec.driver}) has url {spec.display_url!r}: it must start "
-                f"with {' or '.join(s + '://' for s in info.schemes)}. Fix QUEUE_CONNECTIONS__{name.upper()}__URL "
+                f"with {' or '.join(s + '://' for s in info.schemes)}. Fix {spec.setting('url')} "
                 "or the driver's *_URL variable."
             )
         if not spec.options:  # the driver's defaults: valid by construction (and no model to build at boot)
@@ -280,29 +279,12 @@ class QueueManager:
                 f"Valid options: {valid}."
             ) from None
 
-    def _validate_failover(self, name: str, spec: BrokerSpec) -> None:
-        setting = f"QUEUE_CONNECTIONS__{name.upper()}__OPTIONS__CONNECTIONS"
-        if "connections" not in spec.options:
-            raise QueueConfigurationError(
-                f"Queue connection '{name}' (failover) needs the connections to try, in order: {setting}=primary,redis"
-            )
-        for target in FailoverOptions.model_validate(dict(spec.options)).connections:
-            if target not in self.settings.connections:
-                error = unknown_name_error("connection", target, self.settings.connections, f"Fix {setting}.")
-                raise QueueConfigurationError(f"Queue connection '{name}' (failover): {error}") from None
-            if target == name or self.settings.connections[target].driver == "failover":
-                raise QueueConfigurationError(
-                    f"Queue connection '{name}' (failover) cannot fail over to '{target}', "
-                    + ("itself" if target == name else "another failover connection")
-                    + f": name connections with a server in {setting}."
-                )
-
     def _validate_results(self, name: str) -> None:
         """``results: <other>``: a connection whose built-in driver has a result store, not this one."""
         shared = self.settings.connections[name].results
         if shared is None:
             return
-        setting = f"QUEUE_CONNECTIONS__{name.upper()}__RESULTS"
+        setting = self.settings.spec(name).setting("results")
         if shared not in self.settings.connections:
             error = unknown_name_error("connection", shared, self.settings.connections, f"Fix {setting}.")
             raise QueueConfigurationError(f"Queue connection '{name}' (its results): {error}") from None
@@ -313,9 +295,10 @@ class QueueManager:
                 if shared == name
                 else f"'{shared}', whose driver ({driver}) has no result store other connections can share"
             )
+            sharing = ", ".join(driver for driver, info in DRIVERS.items() if info.shares_results)
             raise QueueConfigurationError(
                 f"Queue connection '{name}' cannot keep its results in {why}. Set {setting} to a connection on "
-                "redis, redis_stream, rabbitmq or nats."
+                f"{sharing}."
             )
 
     def __repr__(self) -> str:
@@ -323,6 +306,14 @@ class QueueManager:
             f"<QueueManager default={self._default!r} connections={self.connection_names} "
             f"resolved={sorted(self._connections)}>"
         )
+
+
+def current_manager() -> QueueManager:
+    """The app's manager: the one QueueProvider set at register(), or the one given to ``use_manager``."""
+    manager = current()
+    if not isinstance(manager, QueueManager):
+        raise QueueConfigurationError(f"use_manager() was given {manager!r}, not a QueueManager.")
+    return manager
 
 
 def _factory_of(middleware: Any) -> Callable[[], TaskiqMiddleware]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,45 +12,16 @@ from taskiq import TaskiqEvents, TaskiqState
 
 from drivers import QueueConfigurationError
 from queue_manager.connection import Connection
+from queue_manager.console import commands
 from queue_manager.context import use_manager
 from queue_manager.manager import QueueManager
 from queue_manager.settings import load_settings
-from queue_manager.web import add_health_route
-from queue_manager.worker_output import configure_worker_logging
+from queue_manager.worker.capacity import tell_capacity
+from queue_manager.worker.output import configure_worker_logging
 
 WORKER_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)-7s][%(processName)s] %(message)s"  # TaskIQ's
 
 PROVIDER_KEY = "queue"
-
-#: The console commands, by module. They are registered as stand-ins (``lazy_command``): fastapi-startkit
-#: instantiates each registered class only when the console starts, so a web app's boot never imports cleo's
-#: command classes (about 10 ms).
-COMMANDS: dict[str, tuple[str, ...]] = {
-    "queue_manager.commands": ("QueueWorkCommand", "QueueRestartCommand", "QueueScheduleCommand"),
-    "queue_manager.failed_commands": (
-        "QueueFailedCommand",
-        "QueueRetryCommand",
-        "QueueForgetCommand",
-        "QueueFlushCommand",
-        "QueuePruneFailedCommand",
-    ),
-    "queue_manager.ops_commands": (
-        "QueueSizeCommand",
-        "QueueClearCommand",
-        "QueueMonitorCommand",
-        "QueuePauseCommand",
-        "QueueResumeCommand",
-    ),
-}
-
-
-def lazy_command(module: str, name: str) -> type:
-    """A class whose instantiation imports ``module`` and returns its command ``name``, built."""
-
-    def build(_cls: type) -> Any:
-        return getattr(importlib.import_module(module), name)()
-
-    return type(name, (), {"__new__": build, "__module__": module, "__doc__": f"{module}.{name}, loaded when used"})
 
 
 def config_example() -> Path:
@@ -76,12 +46,12 @@ class QueueProvider(Provider):
     def register(self) -> None:
         try:
             manager = QueueManager(load_settings(self.config or None), base_path=self.app.base_path)
-            manager.resolving(self._log_like_a_worker)
+            manager.resolving(self._configure_worker)
             default = manager.connection()
         except QueueConfigurationError as error:
             # In a `taskiq worker` child (the guide's `taskiq worker bootstrap.broker:broker`), TaskIQ would
             # start the child again every second, forever: a setting does not fix itself, so stop the worker.
-            from queue_manager.worker import stop_taskiq_worker
+            from queue_manager.worker.entry import stop_taskiq_worker
 
             stop_taskiq_worker(error)
             raise
@@ -91,17 +61,20 @@ class QueueProvider(Provider):
         self.app.bind("queue.connection", default)
         self.app.bind("broker", default.broker)
 
-    def _log_like_a_worker(self, connection: Connection) -> None:
-        """In a worker process, the queue's log records get a handler of their own (see worker_output)."""
+    def _configure_worker(self, connection: Connection) -> None:
+        """In a worker process: the queue's log records get a handler of their own (``worker.output``), and a
+        broker that fetches jobs learns how many this process may hold (``worker.capacity``)."""
+        broker = connection.broker
 
         def configure(_state: TaskiqState) -> None:
             configure_worker_logging(self.app, WORKER_LOG_FORMAT)
+            tell_capacity(broker)
 
         connection.broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, configure)
 
     def boot(self) -> None:
         self.publishes({config_example(): "config/queue.py"})
-        self.commands([lazy_command(module, name) for module, names in COMMANDS.items() for name in names])
+        self.commands(commands())
         self._compose_lifespan()
 
     def _compose_lifespan(self) -> None:
@@ -113,9 +86,11 @@ class QueueProvider(Provider):
         manager: QueueManager = self.app.make("queue.manager")
         inner = router.lifespan_context
         if manager.settings.health_path:
+            from queue_manager.web.health import add_health_route
+
             add_health_route(self.app.fastapi, manager, manager.settings.health_path)
         if manager.settings.dashboard:
-            from queue_manager.dashboard import add_dashboard  # only when asked for: it is not small
+            from queue_manager.web.dashboard import add_dashboard  # only when asked for: it is not small
 
             add_dashboard(self.app.fastapi, manager, manager.settings.dashboard_path, manager.settings.dashboard_guard)
 

@@ -20,7 +20,7 @@ from typing import Any
 from taskiq import AsyncBroker, AsyncTaskiqTask, BrokerMessage
 from taskiq.kicker import AsyncKicker
 
-from drivers.contract import SendsInBatches
+from drivers.base.contract import SendsInBatches
 
 BATCH_SIZE = 1000
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from taskiq import AsyncTaskiqDecoratedTask, AsyncTaskiqTask, BrokerMessage
 from taskiq.brokers.shared_broker import AsyncSharedBroker
@@ -17,15 +17,27 @@ from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 
 from drivers import QueueConfigurationError
-from drivers.labels import BACKOFF, QUEUE, RETRIES, TIMEOUT
-from queue_manager.context import current_manager, has_manager
-from queue_manager.dispatch import PendingDispatch, check_queue_name
+from drivers.base.delay import parse_backoff
+from drivers.base.labels import BACKOFF, QUEUE, RETRIES, TIMEOUT
+from drivers.base.names import check_queue_name
+from queue_manager.context import current, has_manager
+from queue_manager.dispatch import PendingDispatch
 from queue_manager.errors import raise_if_unreachable
-from queue_manager.failures import FAILURE_HOOKS, FailureHook
-from queue_manager.retry import parse_backoff
+
+if TYPE_CHECKING:
+    from queue_manager.failed.record import FailedJob
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+FailureHook = Callable[["FailedJob", BaseException], Any]
+#: task name -> ``on_failure`` hook (``@task(on_failure=...)``), Laravel's ``failed()`` method.
+_FAILURE_HOOKS: dict[str, FailureHook] = {}
+
+
+def failure_hook(task_name: str) -> FailureHook | None:
+    """The ``on_failure`` hook of a task, if it declared one (the failed jobs call it once, for good)."""
+    return _FAILURE_HOOKS.get(task_name)
 
 
 class QueueTask(AsyncTaskiqDecoratedTask[P, R]):
@@ -34,7 +46,7 @@ class QueueTask(AsyncTaskiqDecoratedTask[P, R]):
     def kicker(self) -> AsyncKicker[P, R]:
         """TaskIQ's kicker on the default connection's broker; ``.with_broker(b)`` works with no manager set
         up (the registry stands in until then, and sends through the manager if one exists by then)."""
-        broker = current_manager().connection().broker if has_manager() else registry
+        broker = current().connection().broker if has_manager() else registry
         return AsyncKicker(self.task_name, broker, dict(self.labels), self.return_type)
 
     async def kiq(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskiqTask[R]:  # type: ignore[override]
@@ -66,7 +78,7 @@ class _TaskRegistry(AsyncSharedBroker):
     async def kick(self, message: BrokerMessage) -> None:
         """A kicker made before any manager existed: send through the default connection (or say how to
         set one up), instead of TaskIQ's "shared tasks cannot be sent"."""
-        connection = current_manager().connection()
+        connection = current().connection()
         await connection.startup()
         await connection.broker.kick(message)
 
@@ -142,7 +154,7 @@ def task(
             )
         declared = decorator(function)
         if on_failure is not None:
-            FAILURE_HOOKS[declared.task_name] = on_failure
+            _FAILURE_HOOKS[declared.task_name] = on_failure
         return declared
 
     return declare(func) if func is not None else declare

@@ -512,6 +512,24 @@ class RedisSentinel:
                 return [int(r["port"]) for r in client.sentinel_slaves(self.master_name)]
         return []
 
+    def wait_replicated(self, timeout: float | None = None) -> None:
+        """Wait until every replica has acknowledged everything the master has written so far. Replication is
+        asynchronous: a master killed before that takes its last writes with it."""
+        master = self.master_port()
+        written = int(_info(master, "replication")["master_repl_offset"])
+
+        def caught_up() -> bool:
+            info = _info(master, "replication")
+            replicas = [value for key, value in info.items() if key.startswith("slave") and isinstance(value, dict)]
+            return bool(replicas) and all(int(replica["offset"]) >= written for replica in replicas)
+
+        wait_until(
+            f"the replicas of redis {master} acknowledging its writes (offset {written})",
+            caught_up,
+            timeout or self.timeout,
+            self._all,
+        )
+
     def kill_master(self) -> int:
         """SIGKILL the current master; returns its port."""
         port = self.master_port()
@@ -598,7 +616,7 @@ def redis_sentinel(
     """A Redis master, a replica (``--replicaof``) and three sentinels (quorum 2, down after ``DOWN_AFTER_MS``),
     ready once every sentinel knows the master, the replica and the two other sentinels. Yields
     ``master_name``, ``sentinels`` (``(host, port)`` pairs), ``master_port()``, ``replica_ports()``,
-    ``kill_master()``, ``wait_failover(old_port)``, ``start(port)`` and ``stop()``."""
+    ``wait_replicated()``, ``kill_master()``, ``wait_failover(old_port)``, ``start(port)`` and ``stop()``."""
     binary = find_binary("redis-server", "redis_sentinel")
 
     def make() -> RedisSentinel:

@@ -1,40 +1,29 @@
-"""Laravel's failed-jobs store: jobs that failed for good are kept, to be listed, retried, forgotten or pruned.
+"""Laravel's failed jobs: jobs that failed for good are recorded, to be listed, retried, forgotten or pruned.
 
-``make_store`` picks the store from ``FailedSettings`` and checks its libraries (without importing them);
-no store connects, and SQLAlchemy is not imported, until the store is first used.
+``FailedJobs`` (``jobs``) is ``manager.failed``: it records failures and sends them again. The stores keep
+the records (``record.FailedJob``): SQL through SQLAlchemy (``database``, SQLite by default), Redis
+(``redis``) or nowhere (``null``). ``make_store`` (``stores``) picks one from ``FailedSettings`` and checks its
+libraries (without importing them); no store connects, and SQLAlchemy is not imported, until it is first used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
-from queue_manager.failed.job import FailedJob
-from queue_manager.failed.settings import FailedSettings, check_libraries
+from queue_manager.failed.jobs import FailedJobs, Retried
+from queue_manager.failed.libraries import check_libraries
+from queue_manager.failed.record import FailedJob
 from queue_manager.failed.store import FailedJobStore, LazyStore, hours_ago
+from queue_manager.failed.stores import DEFAULT_SQLITE, make_store
+from queue_manager.settings.failed import FailedSettings
 
-DEFAULT_SQLITE = Path("storage") / "queue" / "failed_jobs.sqlite"  # under the app's base_path
-
-
-def make_store(settings: FailedSettings, base_path: Path, redis_url: Callable[[str | None], str]) -> FailedJobStore:
-    """The store ``settings`` name; ``redis_url(settings.connection)`` gives the Redis URL of the redis driver."""
-    check_libraries(settings)
-    if settings.driver == "null":
-        from queue_manager.failed.null import NullStore
-
-        return NullStore()
-    if settings.driver == "redis":
-        from queue_manager.failed.redis import RedisStore
-
-        return RedisStore(redis_url(settings.connection), settings.prefix)
-    url, table, default_path = settings.url_value, settings.table, Path(base_path).resolve() / DEFAULT_SQLITE
-
-    def build() -> FailedJobStore:
-        from queue_manager.failed.database import DatabaseStore
-
-        return DatabaseStore(url, table, default_path)
-
-    return LazyStore(build)
-
-
-__all__ = ["FailedJob", "FailedJobStore", "FailedSettings", "check_libraries", "hours_ago", "make_store"]
+__all__ = [
+    "DEFAULT_SQLITE",
+    "FailedJob",
+    "FailedJobStore",
+    "FailedJobs",
+    "FailedSettings",
+    "LazyStore",
+    "Retried",
+    "check_libraries",
+    "hours_ago",
+    "make_store",
+]

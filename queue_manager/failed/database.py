@@ -19,7 +19,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from queue_manager.failed.job import FailedJob, utc
+from queue_manager.failed.record import FailedJob, utc
 from queue_manager.failed.store import FailedJobStore
 
 BUSY_TIMEOUT_MS = 30_000  # how long an SQLite writer waits for another process's write to finish

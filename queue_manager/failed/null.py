@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from queue_manager.failed.job import FailedJob
+from queue_manager.failed.record import FailedJob
 from queue_manager.failed.store import FailedJobStore
 
 

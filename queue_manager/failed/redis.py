@@ -15,7 +15,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from queue_manager.failed.job import FailedJob
+from queue_manager.failed.record import FailedJob
 from queue_manager.failed.store import FailedJobStore
 
 BATCH = 500  # ids per MGET / DEL round trip

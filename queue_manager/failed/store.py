@@ -13,8 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from drivers.errors import QueueConfigurationError
-from queue_manager.failed.job import FailedJob, utc
+from drivers.base.errors import QueueConfigurationError
+from queue_manager.failed.record import FailedJob, utc
 
 MIN_PREFIX = 6  # shortest id prefix accepted by find/forget
 FULL_ID = 36  # a uuid4 as text: no prefix search needed

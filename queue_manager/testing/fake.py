@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from taskiq import AsyncBroker, AsyncResultBackend, AsyncTaskiqDecoratedTask, BrokerMessage, TaskiqResult
 
-from drivers import labels as wire
+from drivers.base import labels as wire
 
 if TYPE_CHECKING:
     from queue_manager.connection import Connection

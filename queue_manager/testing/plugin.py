@@ -52,7 +52,7 @@ def check_memory_app(app: Any) -> Any:
 
 @pytest.fixture
 def queue_app() -> Any:
-    from queue_manager.worker import load_app
+    from queue_manager.worker.entry import load_app
 
     try:
         app = load_app()

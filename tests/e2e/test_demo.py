@@ -14,7 +14,7 @@ def table(stdout: str) -> dict[str, list[str]]:
 
 
 def test_demo_prints_the_table_for_every_connection() -> None:
-    demo = run_python("-m", "queue_manager.demo", "--jobs", "40", env={}, cwd=ROOT, timeout=240)
+    demo = run_python("-m", "benchmarks.demo", "--jobs", "40", env={}, cwd=ROOT, timeout=240)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     rows = table(demo.stdout)
     for name in ("memory", "redis", "redis_stream", "rabbitmq", "nats"):
@@ -26,7 +26,7 @@ def test_demo_skips_a_server_that_does_not_answer_with_one_line() -> None:
     env = {"NATS_URL": "nats://127.0.0.1:1", "RABBITMQ_URL": "amqp://guest:hunter2@127.0.0.1:1/"}
     demo = run_python(
         "-m",
-        "queue_manager.demo",
+        "benchmarks.demo",
         "--jobs",
         "5",
         "--connections",

@@ -209,7 +209,7 @@ def test_results_in_another_connection_must_name_one_with_a_store(
 
 
 def test_results_in_another_connection_use_that_connections_store(clean_env: pytest.MonkeyPatch) -> None:
-    from drivers.redis_results import RedisResults
+    from drivers.redis.results import RedisResults
 
     clean_env.setenv("QUEUE_CONNECTIONS__RABBITMQ__RESULTS", "redis")
     clean_env.setenv("QUEUE_CONNECTIONS__REDIS__OPTIONS__RESULT_PREFIX", "shared:results")

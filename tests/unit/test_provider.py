@@ -111,7 +111,7 @@ def test_every_console_command_is_registered_and_resolves() -> None:
 
     from cleo.commands.command import Command
 
-    from queue_manager.provider import COMMANDS, lazy_command
+    from queue_manager.console import COMMANDS, lazy_command
 
     for module_name, names in COMMANDS.items():
         module = importlib.import_module(module_name)

@@ -1,0 +1,36 @@
+"""The Redis brokers' control state (``base.control``): plain keys beside the queues, counters that expire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drivers.base.control import ControlState
+
+
+class RedisControl(ControlState):
+    def __init__(self, redis: Any, prefix: str, cluster: bool) -> None:
+        self.redis = redis
+        self.prefix = f"{prefix}control:"
+        self.cluster = cluster
+
+    async def get(self, name: str) -> str | None:
+        value = await self.redis.get(self.prefix + name)
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def set(self, name: str, value: str) -> None:
+        await self.redis.set(self.prefix + name, value)
+
+    async def delete(self, name: str) -> None:
+        await self.redis.delete(self.prefix + name)
+
+    async def add(self, name: str, amount: int, ttl: int) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(self.prefix + name, amount)
+            pipe.expire(self.prefix + name, ttl, nx=True)
+            await pipe.execute()
+
+    async def counters(self, names: list[str]) -> list[int] | None:
+        keys = [self.prefix + name for name in names]
+        # A cluster refuses MGET across slots; redis-py's mget_nonatomic asks each slot's node and keeps the order.
+        values = await (self.redis.mget_nonatomic(keys) if self.cluster else self.redis.mget(keys))
+        return [int(value or 0) for value in values]
