@@ -227,6 +227,7 @@ class Connection:
         pending = PendingDispatch(task, (), {}, connection=self)
         if queue is not None:
             pending.on_queue(queue)
+        pending.close()  # a template for the kickers, never sent itself
         outcomes = await kiq_many(pending.kicker, self.broker, list(jobs))
         sent = [outcome for outcome in outcomes if isinstance(outcome, AsyncTaskiqTask)]
         failed = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)]

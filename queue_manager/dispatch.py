@@ -6,8 +6,12 @@ can come in any order; awaiting it returns TaskIQ's task handle.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
-from collections.abc import Coroutine, Generator
+import warnings
+from collections.abc import Coroutine, Generator, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -18,8 +22,18 @@ from drivers.base import labels as wire
 from drivers.base.delay import checked_due, due_from
 from drivers.base.names import check_queue_name
 from queue_manager.context import Destination, current
+from queue_manager.errors import NeverAwaitedWarning
 
 Delay = float | int | timedelta | datetime
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _caller() -> tuple[str, int]:
+    """The file and line outside this package that made the dispatch (where a never-awaited warning points)."""
+    frame = sys._getframe(2)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+    return frame.f_code.co_filename, frame.f_lineno
 
 
 def due_timestamp(when: Delay) -> float:
@@ -56,6 +70,7 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         self._connection = connection
         self.labels: dict[str, Any] = {}
         self._running: Coroutine[Any, Any, AsyncTaskiqTask[Any]] | None = None
+        self._made_at: tuple[str, int] | None = _caller()
 
     def on_connection(self, name: str) -> Self:
         self.connection_name = name
@@ -63,19 +78,31 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         return self
 
     def on_queue(self, queue: str) -> Self:
-        self.labels[wire.QUEUE] = check_queue_name(queue)
+        with self._refused():
+            self.labels[wire.QUEUE] = check_queue_name(queue)
         return self
 
     def delay(self, when: Delay) -> Self:
         """A delay no driver can honour (infinite, NaN, beyond ``drivers.base.delay.MAX_DELAY``: 366 days) raises
         InvalidDelayError here, before anything is sent; every broker's ``kick`` checks the same rule."""
-        self.labels[wire.ETA] = checked_due(due_timestamp(when))
+        with self._refused():
+            self.labels[wire.ETA] = checked_due(due_timestamp(when))
         return self
 
     def with_labels(self, **labels: Any) -> Self:
-        due_from(labels)  # TaskIQ's delay label, or an eta, is checked like delay()
+        with self._refused():
+            due_from(labels)  # TaskIQ's delay label, or an eta, is checked like delay()
         self.labels.update(labels)
         return self
+
+    @contextmanager
+    def _refused(self) -> Iterator[None]:
+        """A fluent call that raises already told the caller: no never-awaited warning on top."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
 
     def resolve_connection(self) -> Destination:
         if self._connection is None:
@@ -91,6 +118,7 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
     # -- awaiting: a Coroutine, so asyncio.gather / create_task run it as a task directly ------------
     def _sending(self) -> Coroutine[Any, Any, AsyncTaskiqTask[Any]]:
         if self._running is None:
+            self._made_at = None  # awaited: whatever happens now is reported to the caller
             self._running = self.resolve_connection().send(self)
         return self._running
 
@@ -101,8 +129,24 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         return self._sending().throw(*error)
 
     def close(self) -> None:
+        """Discard it (as ``close()`` on a coroutine): unsent, and no warning."""
         if self._running is not None:
             self._running.close()
+        self._made_at = None
+
+    def __del__(self) -> None:
+        made_at = getattr(self, "_made_at", None)  # None: awaited, discarded, or __init__ refused the task
+        if made_at is None:
+            return
+        filename, line = made_at
+        warnings.warn_explicit(
+            f"dispatch of {self.task.task_name} was never awaited, so nothing was sent: write "
+            f"`await dispatch(...)` (or `await {self.task.task_name.rpartition(':')[2]}.dispatch(...)`); Python "
+            "needs the await where Laravel sends a pending dispatch when it is destroyed",
+            NeverAwaitedWarning,
+            filename,
+            line,
+        )
 
     def kicker(self, broker: AsyncBroker) -> AsyncKicker[Any, Any]:
         """TaskIQ's kicker for this job: every send (one job or a bulk) goes through its ``kiq``."""

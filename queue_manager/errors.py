@@ -51,6 +51,11 @@ def raise_if_unreachable(error: BaseException) -> None:
         raise DispatchUnreachableError(str(cause)) from cause
 
 
+class NeverAwaitedWarning(RuntimeWarning):
+    """A dispatch that was never awaited, so nothing was sent: Laravel sends a pending dispatch when it is
+    destroyed; Python needs the ``await``. The pytest plugin fails a test that leaves one behind."""
+
+
 class RetryError(RuntimeError):
     """A failed job could not be sent again (its broker is down, its task unknown here); it stays recorded."""
 

@@ -7,19 +7,22 @@ Fixtures:
 - ``queue_fake``: ``queue.fake()`` for the test, restored afterwards.
 
 It also sets ``APP_ENV=testing`` (when unset) so an app imported at collection
-time loads ``.env.testing`` as it would inside a test.
+time loads ``.env.testing`` as it would inside a test, and fails a test that leaves a dispatch it never awaited
+(``NeverAwaitedWarning``: nothing was sent, which a test would otherwise pass over in silence).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from drivers import QueueConfigurationError
+from queue_manager.errors import NeverAwaitedWarning
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,3 +83,20 @@ def _restore_forgotten_queue_fake() -> Iterator[None]:
 
     for fake in list(QueueFake.active):
         fake.restore()
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_a_dispatch_never_awaited() -> Iterator[None]:
+    """A ``dispatch(...)`` without ``await`` sends nothing: fail the test that did it, naming the line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NeverAwaitedWarning)
+        yield
+    never_awaited = [w for w in caught if issubclass(w.category, NeverAwaitedWarning)]
+    for other in caught:  # every other warning goes on to pytest's own capture, as if never caught here
+        if other not in never_awaited:
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno, source=other.source)
+    if never_awaited:
+        pytest.fail(
+            "\n".join(f"{w.filename}:{w.lineno}: {w.message}" for w in never_awaited),
+            pytrace=False,
+        )

@@ -18,6 +18,25 @@ def test_the_readme_example_test_file_passes_in_an_app() -> None:
     assert "2 passed" in done.stdout
 
 
+def test_an_app_test_that_never_awaits_a_dispatch_fails_naming_the_line() -> None:
+    """The Laravel habit ``SendEmail::dispatch(...)`` without ``await`` sends nothing: the plugin fails the test."""
+    name = f"test_never_awaited_{unique('')}.py"
+    path = SEED_APP / "tests" / name
+    path.write_text(
+        "from app.jobs import send_email\n"
+        "from queue_manager import dispatch\n\n\n"
+        "async def test_signup(queue_fake):\n"
+        "    dispatch(send_email, 7)\n"
+        "    queue_fake.assert_nothing_pushed()\n"
+    )
+    try:
+        done = run_python("-m", "pytest", f"tests/{name}", "-q", "-p", "no:cacheprovider", env={})
+    finally:
+        path.unlink()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"tests/{name}:6: dispatch of app.jobs:send_email was never awaited" in done.stdout, done.stdout
+
+
 def test_readme_shows_the_example_test_file() -> None:
     from tests.helpers import ROOT
 

@@ -13,6 +13,7 @@ import pytest
 from drivers.base.delay import MIN_DELAY
 from queue_manager import PendingDispatch, QueueConfigurationError, dispatch, task
 from queue_manager.dispatch import due_timestamp
+from queue_manager.errors import NeverAwaitedWarning
 
 CALLS: list[tuple[str, float]] = []
 
@@ -128,6 +129,22 @@ def test_pending_dispatch_is_fluent_and_sends_nothing_until_awaited(app: Any) ->
     assert pending.connection_name == "redis" and pending.labels["queue_name"] == "emails"
     assert before + 30 <= pending.labels["eta"] <= after + 30
     assert not app.make("queue.manager").connected("redis")
+    pending.close()  # discarded on purpose: no never-awaited warning
+
+
+def test_a_dispatch_never_awaited_warns_naming_the_task_and_the_line(app: Any) -> None:
+    """Laravel sends a pending dispatch when it is destroyed; here nothing would be sent, so say so loudly."""
+    import inspect
+
+    with pytest.warns(NeverAwaitedWarning) as caught:
+        line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+        dispatch(greet, "x").on_queue("emails")
+    [warning] = caught
+    assert warning.filename == __file__ and warning.lineno == line
+    assert "tests.unit.test_dispatch:greet was never awaited, so nothing was sent" in str(warning.message)
+    assert "await greet.dispatch(...)" in str(warning.message)
+    with pytest.warns(NeverAwaitedWarning):
+        greet.dispatch("y").delay(1)  # the Laravel habit: SendEmail::dispatch(...)->delay(...)
 
 
 @pytest.mark.parametrize(
