@@ -28,7 +28,6 @@ from drivers.base.names import check_queue_name
 DEFAULT_APP = "bootstrap.application:app"
 FIRST_WORKER = "worker-0"  # the name TaskIQ's process manager gives its first child
 OTHER_WORKERS_WAIT = 3.0
-_stopping = False  # this process has asked its parent to stop (once: a second signal can deadlock it)
 
 
 def load_app(path: str | None = None) -> Any:
@@ -124,22 +123,22 @@ def worker_broker(connection: str | None = None, queues: str | Sequence[str] | N
 
 
 def stop_taskiq_worker(error: QueueConfigurationError) -> None:
-    """Inside a ``taskiq worker`` child, ask the parent to stop: TaskIQ restarts a child that fails to
-    import its broker forever, printing the same error every second, and a setting will not fix itself.
+    """Inside a ``taskiq worker`` child, stop the whole worker with a failure: TaskIQ restarts a child that fails
+    to import its broker forever, printing the same error every second, and a setting will not fix itself.
 
-    Only the first child signals. TaskIQ's signal handler puts on a multiprocessing queue, and a second
-    signal arriving while it does (or while the manager queues the restart of a child that died) can
-    deadlock the parent; the other children wait a moment, so none dies before the parent has stopped.
+    TaskIQ's parent process exits 0 on SIGTERM (a clean stop, which a process manager would not restart or
+    report), and runs none of our code. So the first child says why in one CRITICAL line and ends the parent
+    with SIGUSR1, whose default action (TaskIQ installs no handler for it) is to end the process with a
+    non-zero status; every child then exits 1 without a traceback. The other children wait a moment first,
+    so none dies, and is restarted, before the parent is gone.
     """
-    global _stopping
     parent = multiprocessing.parent_process()
     if parent is None or parent.pid is None or "taskiq.cli.worker.process_manager" not in sys.modules:
         return
-    if _stopping:  # the provider's boot already did (the error then passes through worker_broker too)
-        return
-    _stopping = True
-    logging.getLogger("queue_manager.worker").critical("Stopping the worker: %s", error)
     if multiprocessing.current_process().name == FIRST_WORKER:
-        os.kill(parent.pid, signal.SIGTERM)
+        logging.getLogger("queue_manager.worker").critical("Stopping the worker: %s", error)
+        logging.shutdown()  # flush the line before the process ends
+        os.kill(parent.pid, signal.SIGUSR1)
     else:
         time.sleep(OTHER_WORKERS_WAIT)
+    os._exit(1)
