@@ -16,6 +16,7 @@ from queue_manager.console import commands
 from queue_manager.context import use_manager
 from queue_manager.manager import QueueManager
 from queue_manager.settings import load_settings
+from queue_manager.settings.environment import dotenv_files, restore_real_environment
 from queue_manager.worker.capacity import tell_capacity
 from queue_manager.worker.output import configure_worker_logging
 
@@ -44,6 +45,8 @@ class QueueProvider(Provider):
     provider_key = PROVIDER_KEY
 
     def register(self) -> None:
+        if self.app.base_path is not None:
+            restore_real_environment(dotenv_files(Path(self.app.base_path), getattr(self.app, "env", None)))
         try:
             manager = QueueManager(load_settings(self.config or None), base_path=self.app.base_path)
             manager.resolving(self._configure_worker)

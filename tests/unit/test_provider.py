@@ -127,3 +127,46 @@ def test_every_console_command_is_registered_and_resolves() -> None:
         for name in names:
             built = lazy_command(module_name, name)()
             assert isinstance(built, Command) and built.name.startswith("queue:"), name
+
+
+def test_a_real_environment_variable_wins_over_the_dotenv_files(tmp_path: Path) -> None:
+    """fastapi-startkit loads .env with override; Laravel's rule (ours) is that the real environment wins, for
+    every variable the queue reads, while what only a file sets still counts."""
+    (tmp_path / ".env").write_text(
+        "APP_ENV=local\nQUEUE_DRIVER=redis\nREDIS_URL=redis://from-dotenv:6379/0\n"
+        "QUEUE_CONNECTIONS__REDIS__QUEUE=from-dotenv\nQUEUE_CONNECTIONS__NATS__QUEUE=only-in-dotenv\n"
+    )
+    (tmp_path / ".env.production").write_text("QUEUE_CONNECTIONS__REDIS__QUEUE=from-dotenv-production\n")
+    code = textwrap.dedent(
+        """
+        import json, os, sys
+        from fastapi_startkit import Application
+        from queue_manager import QueueProvider
+        app = Application(base_path=sys.argv[1], providers=[QueueProvider])
+        manager = app.make("queue.manager")
+        print(json.dumps({
+            "driver": manager.get_default_driver(),
+            "redis_url": manager.settings.spec("redis").display_url,
+            "redis_queue": manager.settings.connections["redis"].queue,
+            "nats_queue": manager.settings.connections["nats"].queue,
+            "app_env": os.environ["APP_ENV"],
+        }))
+        """
+    )
+    env = {"APP_ENV": "production", "QUEUE_DRIVER": "memory", "REDIS_URL": "redis://from-env:6379/0"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_environ(env),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "driver": "memory",  # the real environment, not .env's redis
+        "redis_url": "redis://from-env:6379/0",
+        "redis_queue": "from-dotenv-production",  # set by files only: the APP_ENV file wins over .env
+        "nats_queue": "only-in-dotenv",
+        "app_env": "production",  # so `queue:clear` asks first, as the real environment says
+    }
