@@ -4,10 +4,15 @@ TaskIQ's receiver logs such a message (the whole payload, at WARNING) and acknow
 gone; a label it cannot parse (``ack_type: bogus``) makes it raise before the acknowledgement, so the message
 is held forever. Every broker of ours checks each message before the receiver sees it (``RejectsPoison``,
 which the consume loop builds on): a poison message is handed to ``poison_handler`` (the manager records it
-as a failed job, raw payload kept, and answers where it went) and then acknowledged. Recording is tried a few
-times; if the store stays down the message is logged (reason and a bounded excerpt) and acknowledged anyway,
-because holding a message that cannot run would block the worker (RabbitMQ's prefetch) or keep it "in
-progress" forever.
+as a failed job, raw payload kept, and answers where it went) and then acknowledged.
+
+That happens beside the fetch loop, in a task of its own, so a store that is slow or cut off never holds up
+the good jobs behind a poison message (one undecodable message during a partition of the store used to stop
+every job for minutes). Each attempt to record is bounded (``RECORD_TIMEOUT``) and tried a few times; if it
+still fails, the message is logged (reason and a bounded excerpt) and acknowledged anyway, because holding a
+message that cannot run would block the worker (RabbitMQ's prefetch) or keep it "in progress" forever. A
+stopping worker waits up to ``SET_ASIDE_WAIT`` for those still being recorded; one it stops waiting for was
+not acknowledged, and comes back to the next worker.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from drivers.base.errors import UnrunnableJobError
 
 logger = logging.getLogger("queue_manager.drivers.poison")
 
-ANSWER_TIMEOUT = 5.0  # seconds the fetch loop waits to store a poison message's error result
+ANSWER_TIMEOUT = 5.0  # seconds to store a poison message's error result
 EXCERPT = 200  # characters of a bad payload worth a log line (the whole payload goes to the failed-jobs store)
 RECORD_ATTEMPTS = (0.5, 1.0, 2.0)  # pauses between attempts to record a poison message
+RECORD_TIMEOUT = 15.0  # seconds one attempt to record may take
+SET_ASIDE_WAIT = 30.0  # seconds a stopping worker waits for poison messages still being recorded
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,7 @@ class RejectsPoison:
 
     async def listen(self) -> AsyncGenerator[Any, None]:
         deliveries = self.deliveries()
+        aside: set[asyncio.Task[None]] = set()  # poison messages being recorded, beside the fetch loop
         try:
             async for delivery in deliveries:
                 data = delivery.data if isinstance(delivery, AckableMessage) else delivery
@@ -173,12 +181,16 @@ class RejectsPoison:
                 if poison is None:
                     yield delivery
                 else:
-                    await self._set_aside(poison)
-                    if isinstance(delivery, AckableMessage):
-                        await maybe_awaitable(delivery.ack())
+                    task = asyncio.ensure_future(self._set_aside(poison, delivery))
+                    aside.add(task)
+                    task.add_done_callback(aside.discard)
         finally:
-            self._reusing_formatter().decoded.clear()
-            await deliveries.aclose()  # now, not when garbage-collected: it gives back what it holds
+            try:
+                if aside:
+                    await asyncio.wait(set(aside), timeout=SET_ASIDE_WAIT)
+            finally:
+                self._reusing_formatter().decoded.clear()
+                await deliveries.aclose()  # now, not when garbage-collected: it gives back what it holds
 
     def _rejected(self, delivery: RejectedDelivery) -> PoisonMessage:
         """What is known of a delivery the broker refused: its task, if the payload decodes."""
@@ -189,11 +201,16 @@ class RejectsPoison:
         name, task_id = (message.task_name, message.task_id) if message is not None else (None, None)
         return PoisonMessage(delivery.data, delivery.reason, delivery.error, name, task_id, message)
 
-    async def _set_aside(self, poison: PoisonMessage) -> None:
-        """Record the message as a failed job (a few attempts), or at least log why it is dropped; then tell
-        whoever waits on its result."""
-        where = await self._record(poison)
-        await self._answer_the_caller(poison, where)
+    async def _set_aside(self, poison: PoisonMessage, delivery: Any) -> None:
+        """Record the message as a failed job (a few attempts), or at least log why it is dropped; tell whoever
+        waits on its result; then acknowledge it."""
+        try:
+            where = await self._record(poison)
+            await self._answer_the_caller(poison, where)
+            if isinstance(delivery, AckableMessage):
+                await maybe_awaitable(delivery.ack())
+        except Exception:  # a task of its own: nobody else would see this
+            logger.exception("Could not set aside a job that cannot run (%s)", poison.reason)
 
     async def _record(self, poison: PoisonMessage) -> str:
         """Where the message went, as the handler says; "It was dropped." if it could not be recorded."""
@@ -202,7 +219,8 @@ class RejectsPoison:
             if handler is None:
                 break
             try:
-                return await handler(poison)
+                async with asyncio.timeout(RECORD_TIMEOUT):
+                    return await handler(poison)
             except Exception:
                 logger.exception("Could not record a job that cannot run (%s)", poison.reason)
             if pause is not None:
@@ -219,8 +237,7 @@ class RejectsPoison:
 
     async def _answer_the_caller(self, poison: PoisonMessage, where: str) -> None:
         """Store the reason as the job's result, when its id is known and it has no result yet (a worker that
-        knew the task may have run it before this redelivery), within ``ANSWER_TIMEOUT``: the fetch loop
-        waits for it."""
+        knew the task may have run it before this redelivery), within ``ANSWER_TIMEOUT``."""
         broker: Any = self
         if not poison.task_id:
             return

@@ -1,18 +1,26 @@
 """Laravel's failed-job commands: ``queue:failed``, ``queue:retry``, ``queue:forget``, ``queue:flush``,
-``queue:prune-failed``. Each is a thin shell over ``manager.failed`` (the same calls work from Python)."""
+``queue:prune-failed``. Each is a thin shell over ``manager.failed`` (the same calls work from Python); what
+goes wrong (a bad id, a store that does not answer, jobs that could not be sent) is one line and exit 1."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from cleo.formatters.formatter import Formatter
 from cleo.helpers import argument, option
 
 from drivers import QueueConfigurationError
 from queue_manager.console.base import ManagerCommand
 from queue_manager.errors import RetryError
+from queue_manager.failed import FailedStoreUnreachableError, RetryIncompleteError
+from queue_manager.text import first_line, printable
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from queue_manager.failed import Retried
+
 SUMMARY_WIDTH = 70  # characters of the error shown in the table
+REFUSED = (QueueConfigurationError, RetryError, FailedStoreUnreachableError)
 
 
 class FailedJobCommand(ManagerCommand):
@@ -27,6 +35,14 @@ class FailedJobCommand(ManagerCommand):
         except ValueError:
             raise QueueConfigurationError(f"--{flag} must be a number of hours, got {value!r}.") from None
 
+    def run_command(self, handle: Callable[[], int]) -> int:
+        """``handle()``; a bad argument, a store that does not answer or a job that could not be sent is one line
+        on stderr and exit 1, never a traceback."""
+        try:
+            return handle()
+        except REFUSED as error:
+            return self.refuse(error)
+
 
 class QueueFailedCommand(FailedJobCommand):
     name = "queue:failed"
@@ -37,24 +53,25 @@ class QueueFailedCommand(FailedJobCommand):
     ]
 
     def handle(self) -> int:
+        return self.run_command(self.list_jobs)
+
+    def list_jobs(self) -> int:
         connection, queue = self.option("connection"), self.option("queue")
-        jobs = self.with_manager(lambda manager: manager.failed.all(connection, queue))
+        jobs = self.with_manager(lambda manager: manager.failed.summaries(connection, queue))
         if not jobs and connection:
-            try:  # a typo, most likely (a removed connection whose jobs are still stored lists them above)
-                self.manager.check_connection_name(connection)
-            except QueueConfigurationError as error:
-                return self.refuse(error)
+            # a typo, most likely (a removed connection whose jobs are still stored lists them above)
+            self.manager.check_connection_name(connection)
         if not jobs:
             self.line("<info>No failed jobs.</info>")
             return 0
         rows: Any = [
             [
-                job.id,
-                job.connection,
-                job.queue,
-                job.task_name,
+                shown(job.id),
+                shown(job.connection),
+                shown(job.queue),
+                shown(job.task_name),
                 job.failed_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-                _shorten(job.summary),
+                shown(first_line(job.summary, SUMMARY_WIDTH)),
             ]
             for job in jobs
         ]
@@ -73,24 +90,33 @@ class QueueRetryCommand(FailedJobCommand):
     options = [option("queue", None, "Retry every failed job of this queue", flag=False)]
 
     def handle(self) -> int:
+        return self.run_command(self.retry)
+
+    def retry(self) -> int:
         ids: list[str] = list(self.argument("id") or [])
         queue = self.option("queue")
         if not ids and not queue:
-            return self.refuse(
-                QueueConfigurationError("Give failed job ids, 'all', or --queue=NAME (see queue:failed).")
-            )
+            raise QueueConfigurationError("Give failed job ids, 'all', or --queue=NAME (see queue:failed).")
         which: list[str] | str = "all" if "all" in ids or not ids else ids
         try:
             retried = self.with_manager(lambda manager: manager.failed.retry(which, queue=queue))
-        except (QueueConfigurationError, RetryError) as error:
-            return self.refuse(error)
+        except RetryIncompleteError as incomplete:
+            self.report(incomplete.retried)
+            for job in incomplete.not_retried:
+                self.line_error(f"Could not retry {shown(str(job))}. It stays in the failed jobs.", style="error")
+            return self.refused_code
         if not retried:
-            self.line("<info>No failed jobs to retry.</info>")
+            meanwhile = " (another retry may have sent them meanwhile)" if which != "all" else ""
+            self.line(f"<info>No failed jobs to retry{meanwhile}.</info>")
+        self.report(retried)
+        return 0
+
+    def report(self, retried: list[Retried]) -> None:
         for job in retried:
             self.line(
-                f"<info>Retried</info> failed job {job.id} on connection '{job.connection}', queue '{job.queue}'."
+                f"<info>Retried</info> failed job {shown(job.id)} on connection '{shown(job.connection)}', "
+                f"queue '{shown(job.queue)}'."
             )
-        return 0
 
 
 class QueueForgetCommand(FailedJobCommand):
@@ -99,13 +125,12 @@ class QueueForgetCommand(FailedJobCommand):
     arguments = [argument("id", "The failed job's id (or a unique first 6+ characters)")]
 
     def handle(self) -> int:
+        return self.run_command(self.forget)
+
+    def forget(self) -> int:
         id = self.argument("id")
-        try:
-            forgotten = self.with_manager(lambda manager: manager.failed.forget(id))
-        except QueueConfigurationError as error:
-            return self.refuse(error)
-        if not forgotten:
-            return self.refuse(QueueConfigurationError(f"No failed job matches {id!r} (see queue:failed)."))
+        if not self.with_manager(lambda manager: manager.failed.forget(id)):
+            raise QueueConfigurationError(f"No failed job matches {id!r} (see queue:failed).")
         self.line(f"<info>Failed job {id} deleted.</info>")
         return 0
 
@@ -116,11 +141,11 @@ class QueueFlushCommand(FailedJobCommand):
     options = [option("hours", None, "Only those that failed more than this many hours ago", flag=False)]
 
     def handle(self) -> int:
-        try:
-            hours = self.hours("hours")
-            deleted = self.with_manager(lambda manager: manager.failed.flush(hours))
-        except QueueConfigurationError as error:
-            return self.refuse(error)
+        return self.run_command(self.flush)
+
+    def flush(self) -> int:
+        hours = self.hours("hours")
+        deleted = self.with_manager(lambda manager: manager.failed.flush(hours))
         older = f" older than {hours:g} hours" if hours is not None else ""
         self.line(f"<info>Deleted {deleted} failed job{'' if deleted == 1 else 's'}{older}.</info>")
         return 0
@@ -132,14 +157,17 @@ class QueuePruneFailedCommand(FailedJobCommand):
     options = [option("hours", None, "Keep the failed jobs of the last this many hours", flag=False, default="24")]
 
     def handle(self) -> int:
-        try:
-            hours = self.hours("hours", 24.0) or 0.0
-            deleted = self.with_manager(lambda manager: manager.failed.prune(hours))
-        except QueueConfigurationError as error:
-            return self.refuse(error)
+        return self.run_command(self.prune)
+
+    def prune(self) -> int:
+        hours = self.hours("hours", 24.0) or 0.0
+        deleted = self.with_manager(lambda manager: manager.failed.prune(hours))
         self.line(f"<info>Deleted {deleted} failed job{'' if deleted == 1 else 's'} older than {hours:g} hours.</info>")
         return 0
 
 
-def _shorten(text: str) -> str:
-    return text if len(text) <= SUMMARY_WIDTH else text[: SUMMARY_WIDTH - 1] + "…"
+def shown(text: str) -> str:
+    """What a job put into its record (its error, its task's name, a foreign message's queue), as text: control
+    characters escaped and cleo's markup (``<fg=red>``) left uninterpreted."""
+    escaped: str = Formatter.escape(printable(text))
+    return escaped

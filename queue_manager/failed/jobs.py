@@ -3,73 +3,50 @@ retried on its own connection and queue, forgotten or flushed.
 
 A job "fails for good" when it raised and has no retries left (``retries=0`` included), or when no worker
 can run it at all (undecodable, unknown task, unusable labels: ``drivers.common.poison``). Recording happens
-in the process that ran (or refused) the job: a worker, or the dispatching process on the memory driver.
-The store is built from the ``failed`` settings when first used; ``check()`` builds it at boot so a bad
-setting or a missing library fails there. What it needs of the manager (its settings, its connections, for
-a retry) it is handed (``Connections``), so the failed jobs sit below the manager.
+in the process that ran (or refused) the job: a worker, or the dispatching process on the memory driver; it
+never waits long on the store, and a store that is away gets its records later (``recording``). The store is
+built from the ``failed`` settings when first used; ``check()`` builds it at boot so a bad setting or a
+missing library fails there. Every call a person makes (list, find, retry, forget, flush) is bounded by
+``STORE_TIMEOUT`` and a store that does not answer raises ``FailedStoreUnreachableError`` naming it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TypeVar
 
-from taskiq import AsyncTaskiqTask, TaskiqMessage
+from taskiq import TaskiqMessage
 from taskiq.utils import maybe_awaitable
 
 from drivers import DRIVERS, QueueConfigurationError
 from drivers.base import labels
 from drivers.common.poison import PoisonMessage
-from queue_manager.errors import RetryError
+from queue_manager.failed.connections import Connections
+from queue_manager.failed.errors import FailedStoreUnreachableError
 from queue_manager.failed.record import FailedJob
+from queue_manager.failed.recording import Recorder
+from queue_manager.failed.retrying import Retried, Retrying
 from queue_manager.failed.store import FailedJobStore, hours_ago
 from queue_manager.failed.stores import make_store
+from queue_manager.failed.summary import FailedJobSummary
 from queue_manager.settings.failed import FailedSettings
 from queue_manager.tasks import failure_hook
-
-if TYPE_CHECKING:
-    from queue_manager.connection import Connection
-    from queue_manager.settings import QueueSettings
+from queue_manager.text import error_line
 
 logger = logging.getLogger("queue_manager.failed")
 
+T = TypeVar("T")
+STORE_TIMEOUT = 30.0  # seconds one call of a command (or the dashboard) may wait for the store
 UNKNOWN_TASK_FIX = (
     "Add its module to `queue:work --tasks=...` (or to the module list of `taskiq worker`), then retry the job."
 )
 
 
-class Connections(Protocol):
-    """What the failed jobs need of the manager (which hands itself over)."""
-
-    @property
-    def settings(self) -> QueueSettings: ...
-
-    def connection(self, name: str | None = None) -> Connection: ...
-
-    def get_default_driver(self) -> str: ...
-
-    def check_connection_name(self, name: str) -> None: ...
-
-
-# Labels that described one attempt: a retried job starts afresh.
-ATTEMPT_LABELS = (labels.ATTEMPT, labels.ETA, labels.DELAY)
-
-
 class PoisonError(Exception):
     """Why a worker could not run a job at all (the ``exception`` of its failed-job record)."""
-
-
-@dataclass(frozen=True)
-class Retried:
-    """One failed job sent again: its id in the store, and the new handle (same task id as before)."""
-
-    id: str
-    connection: str
-    queue: str
-    handle: AsyncTaskiqTask[Any]
 
 
 class FailedJobs:
@@ -78,6 +55,7 @@ class FailedJobs:
         self.settings = settings
         self.base_path = base_path or Path.cwd()
         self._store: FailedJobStore | None = None
+        self.recorder = Recorder(lambda: self.store, lambda: self.base_path)
 
     # -- the store -------------------------------------------------------------------------------
     @property
@@ -107,51 +85,81 @@ class FailedJobs:
             )
         return known.redis_store_url(settings.url_value or "", settings.options)
 
+    async def worker_started(self) -> None:
+        """Write to the store, in the background, what earlier processes left in the spool."""
+        self.recorder.resume()
+
+    async def worker_stopped(self) -> None:
+        """Stop writing the spool (what is left waits for the next worker)."""
+        await self.recorder.close()
+
     async def close(self) -> None:
+        await self.recorder.close()
         if self._store is not None:
             await self._store.close()
+
+    async def _ask(self, work: Awaitable[T]) -> T:
+        """One store call, within ``STORE_TIMEOUT``; a store that does not answer is one clear error."""
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                return await work
+        except Exception as error:
+            store = self.store
+            if not (isinstance(error, TimeoutError) or store.unreachable(error)):
+                raise
+            reason = store.describe(error) if str(error) else f"no answer within {STORE_TIMEOUT:g} s"
+            raise FailedStoreUnreachableError(
+                f"Cannot reach the failed-jobs store, {store.where}: {reason}. Check the QUEUE_FAILED__* settings "
+                "and that its server is running."
+            ) from error
 
     # -- Laravel's FailedJobProvider --------------------------------------------------------------
     async def all(
         self, connection: str | None = None, queue: str | None = None, limit: int | None = None
     ) -> list[FailedJob]:
-        return await self.store.all(connection, queue, limit)
+        """Whole records (args, payloads, tracebacks): a listing wants ``summaries``."""
+        return await self._ask(self.store.all(connection, queue, limit))
+
+    async def summaries(
+        self, connection: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[FailedJobSummary]:
+        """What a listing shows of each failed job (newest first), without reading the whole records."""
+        return await self._ask(self.store.summaries(connection, queue, limit))
 
     async def find(self, id: str) -> FailedJob | None:
-        return await self.store.find(id)
+        return await self._ask(self.store.find(id))
 
     async def forget(self, id: str) -> bool:
-        return await self.store.forget(id)
+        return await self._ask(self.store.forget(id))
 
     async def flush(self, hours: float | None = None) -> int:
         """Forget every failed job, or those that failed more than ``hours`` ago."""
-        return await self.store.flush(hours)
+        return await self._ask(self.store.flush(hours))
 
     async def prune(self, hours: float) -> int:
         """Laravel's ``queue:prune-failed --hours=N``: forget failed jobs older than ``hours``."""
-        return await self.store.prune(hours_ago(hours))
+        return await self._ask(self.store.prune(hours_ago(hours)))
 
     async def count(self, connection: str | None = None, queue: str | None = None) -> int:
-        return await self.store.count(connection, queue)
+        return await self._ask(self.store.count(connection, queue))
 
     # -- recording ---------------------------------------------------------------------------------
     async def record(
         self, connection: str, message: TaskiqMessage, exception: BaseException, attempts: int
     ) -> FailedJob:
         """A job that raised with no retries left: store it, then run its task's ``on_failure`` hook once."""
-        queue = str(message.labels.get(labels.QUEUE) or self.manager.settings.connections[connection].queue)
+        queue = self._queue_of(connection, message)
         job = FailedJob.from_message(message, exception, connection=connection, queue=queue, attempts=attempts)
-        await self.store.log(job)
+        kept = await self.recorder.write(job)
         logger.error(
-            "Job %s (%s) failed after %d attempt%s: %s: %s. Recorded as failed job %s (python artisan queue:retry %s).",
+            "Job %s (%s) failed after %d attempt%s: %s. %s",
             job.task_id,
             job.task_name,
             attempts,
             "" if attempts == 1 else "s",
-            type(exception).__name__,
-            job.message.splitlines()[0] if job.message else "",
-            job.id,
-            job.id,
+            error_line(exception, message.labels),
+            self._recorded(job, kept),
+            exc_info=exception,  # the traceback, once per job that failed for good
         )
         await self._run_hook(job, exception)
         return job
@@ -165,20 +173,41 @@ class FailedJobs:
         if poison.message is None:
             job = FailedJob.undecodable(poison.payload, error, connection=connection, queue=default_queue)
         else:
-            queue = str(poison.message.labels.get(labels.QUEUE) or default_queue)
+            queue = self._queue_of(connection, poison.message)
             attempts = _attempts(poison.message)
             job = FailedJob.from_message(poison.message, error, connection=connection, queue=queue, attempts=attempts)
-        await self.store.log(job)
+        kept = await self.recorder.write(job)
         logger.error(
-            "Job %s (%s) cannot run: %s. Recorded as failed job %s: %s",
+            "Job %s (%s) cannot run: %s. %s: %s",
             job.task_id or "?",
             job.task_name,
             poison.reason,
-            job.id,
+            self._recorded(job, kept).rstrip("."),
             poison.error + fix if poison.message is not None else poison.excerpt(),
         )
         advice = UNKNOWN_TASK_FIX + " " if fix else ""
         return f"{advice}It is recorded as failed job {job.id} (python artisan queue:failed)."
+
+    def _recorded(self, job: FailedJob, kept: str | None) -> str:
+        """Where the record went, for the log line."""
+        if self.settings.driver == "null":
+            return "Not kept: QUEUE_FAILED__DRIVER=null keeps no failed jobs."
+        if kept is None:
+            return f"Recorded as failed job {job.id} (python artisan queue:retry {job.id})."
+        return f"Recorded as failed job {job.id}, {kept}."
+
+    def _queue_of(self, connection: str, message: TaskiqMessage) -> str:
+        """The queue a job is recorded under, so a retry sends it back there: its queue label if the connection
+        can use that name (a foreign producer may set any), else the connection's queue."""
+        default = self.manager.settings.connections[connection].queue
+        label = message.labels.get(labels.QUEUE)
+        if not label:
+            return default
+        try:
+            return self.manager.connection(connection).check_queue(str(label))
+        except QueueConfigurationError as refused:
+            logger.warning("Job %s is recorded under queue '%s': %s", message.task_id, default, refused)
+            return default
 
     async def _run_hook(self, job: FailedJob, exception: BaseException) -> None:
         hook = failure_hook(job.task_name)
@@ -193,43 +222,13 @@ class FailedJobs:
     async def retry(self, ids: Iterable[str] | str, queue: str | None = None) -> list[Retried]:
         """Send failed jobs back to their own connection and queue (same args and task id), and forget them.
 
-        ``ids``: ids, or ``"all"``; ``queue`` keeps only the failed jobs of that queue. An unknown id is a
-        ``QueueConfigurationError`` before anything is sent.
+        ``ids``: ids (or unique prefixes), or ``"all"``; ``queue`` keeps only the failed jobs of that queue. An
+        unknown id is a ``QueueConfigurationError`` before anything is sent. Each job is claimed first: one
+        that another retry is sending meanwhile is left to it (and not in the list returned). Jobs that could
+        not be sent stay recorded, and ``RetryIncompleteError`` (a ``RetryError``) names each with why, after
+        the others were sent.
         """
-        if isinstance(ids, str) and ids == "all":
-            jobs = await self.store.all(queue=queue)
-        else:
-            wanted = [ids] if isinstance(ids, str) else list(ids)
-            found = {given: await self.store.find(given) for given in wanted}  # a full id or a short prefix
-            missing = [given for given, job in found.items() if job is None]
-            if missing:
-                raise QueueConfigurationError(
-                    f"No failed job with id {', '.join(missing)}. `python artisan queue:failed` lists them."
-                )
-            jobs = [job for job in found.values() if job is not None and (queue is None or job.queue == queue)]
-        retried: list[Retried] = []
-        for job in reversed(jobs):  # oldest first, as they failed
-            try:
-                handle = await self._send_again(job)
-            except Exception as error:
-                cause = error.__cause__ or error
-                raise RetryError(
-                    f"Failed job {job.id} ({job.task_name}) could not be sent back to connection "
-                    f"'{job.connection}': {type(cause).__name__}: {cause}. It stays in the failed jobs"
-                    + (f"; the {len(retried)} before it were retried." if retried else ".")
-                ) from error
-            await self.store.forget(job.id)
-            retried.append(Retried(job.id, job.connection, job.queue, handle))
-        return retried
-
-    async def _send_again(self, job: FailedJob) -> AsyncTaskiqTask[Any]:
-        connection = self.manager.connection(job.connection)
-        job_labels = {k: v for k, v in job.labels.items() if k not in ATTEMPT_LABELS}
-        job_labels[labels.QUEUE] = job.queue
-        raw = job.raw_payload()
-        if raw is not None:  # it could not be decoded: send the same bytes again
-            return await connection.send_raw(job.task_id, job.task_name, raw, job_labels)
-        return await connection.send_named(job.task_name, job.args, job.kwargs, job_labels, job.task_id or None)
+        return await Retrying(self.manager, self.store, self._ask).run(ids, queue)
 
 
 def _attempts(message: TaskiqMessage) -> int:

@@ -6,15 +6,24 @@ from datetime import datetime
 
 from queue_manager.failed.record import FailedJob
 from queue_manager.failed.store import FailedJobStore
+from queue_manager.failed.summary import FailedJobSummary
 
 
 class NullStore(FailedJobStore):
+    where = "nowhere (QUEUE_FAILED__DRIVER=null)"
+    identity = "null"
+
     async def log(self, job: FailedJob) -> None:
         return None
 
     async def all(
         self, connection: str | None = None, queue: str | None = None, limit: int | None = None
     ) -> list[FailedJob]:
+        return []
+
+    async def summaries(
+        self, connection: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[FailedJobSummary]:
         return []
 
     async def count(self, connection: str | None = None, queue: str | None = None) -> int:
@@ -26,6 +35,9 @@ class NullStore(FailedJobStore):
     async def get(self, id: str) -> FailedJob | None:
         return None
 
+    async def has(self, id: str) -> bool:
+        return False
+
     async def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
         return []
 
@@ -34,3 +46,9 @@ class NullStore(FailedJobStore):
 
     async def delete_before(self, before: datetime | None) -> int:
         return 0
+
+    async def claim(self, id: str, token: str, lease: float) -> FailedJob | None:
+        return None
+
+    async def release(self, id: str, token: str) -> None:
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import traceback as tb
 import uuid
@@ -12,6 +13,9 @@ from typing import Any
 
 from taskiq import TaskiqMessage
 
+from queue_manager import text
+
+FIRST_LINE_CHARS = 500  # of an error's message read for its first line (a listing reads no more)
 UNDECODABLE = "(undecodable)"  # task_name of a message that could not be decoded at all
 _MAX_DEPTH = 100
 
@@ -51,6 +55,17 @@ def json_safe(value: Any, _path: frozenset[int] = frozenset()) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(item, inner) for item in value]
     return _repr(value)
+
+
+def first_line(message: str) -> str:
+    """The first line of an error's message (of its first ``FIRST_LINE_CHARS`` characters), printable."""
+    return text.first_line(message[:FIRST_LINE_CHARS])
+
+
+def error_summary(exception: str, message: str) -> str:
+    """``ValueError: job 7 is broken``: the error's class and the first line of its message."""
+    first = first_line(message)
+    return f"{exception}: {first}" if first else exception
 
 
 def _formatted(error: BaseException) -> str:
@@ -138,8 +153,27 @@ class FailedJob:
     @property
     def summary(self) -> str:
         """``ValueError: job 7 is broken``: the error's first line, for one row of a table."""
-        first = self.message.strip().splitlines()[0] if self.message.strip() else ""
-        return f"{self.exception}: {first}" if first else self.exception
+        return error_summary(self.exception, self.message)
+
+    @property
+    def size(self) -> int:
+        """Characters of the whole record as JSON: what reading it costs (shown in listings)."""
+        return len(json.dumps(self.to_dict()))
+
+    def to_summary_fields(self) -> dict[str, Any]:
+        """The short fields a listing shows (``FailedJobSummary``), as plain JSON data."""
+        return {
+            "id": self.id,
+            "connection": self.connection,
+            "queue": self.queue,
+            "task_name": self.task_name,
+            "task_id": self.task_id,
+            "exception": self.exception,
+            "first_line": first_line(self.message),
+            "attempts": self.attempts,
+            "failed_at": self.failed_at.isoformat(),
+            "size": self.size,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data: ``failed_at`` as ISO 8601, ``payload`` as base64."""

@@ -6,7 +6,9 @@ as total attempts. Here a failed job is sent again, with the same task id,
 carrying an ``eta`` label that every driver honours, so the backoff is waited
 on every broker and ``wait_result`` on the original handle sees the final
 outcome. A job that exhausts its retries is logged with its id, task name and
-last error, and its error becomes the result.
+last error, and its error becomes the result. The keeper of those give-ups (the
+failed jobs) is told when a worker starts and stops (``WorkerHooks``), to write
+what it could not store meanwhile.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
 
 from drivers.base import labels
 from drivers.base.delay import backoff_for, parse_backoff
+from queue_manager.text import error_line
 
 logger = logging.getLogger("queue_manager.retry")
 
@@ -29,13 +32,31 @@ logger = logging.getLogger("queue_manager.retry")
 GiveUp = Callable[[TaskiqMessage, BaseException, int], Awaitable[Any]]  # message, last error, attempts
 
 
+class WorkerHooks(Protocol):
+    """What the keeper of the give-ups (the failed jobs) does when a worker starts and stops: write, in the
+    background, the records an earlier worker kept on disk while the store was away; stop doing so."""
+
+    async def worker_started(self) -> None: ...
+
+    async def worker_stopped(self) -> None: ...
+
+
 class RetryMiddleware(TaskiqMiddleware):
     """Retries with backoff; a job with no retries left goes to ``give_up`` (the failed-jobs store)."""
 
-    def __init__(self, give_up: GiveUp | None = None) -> None:
+    def __init__(self, give_up: GiveUp | None = None, hooks: WorkerHooks | None = None) -> None:
         super().__init__()
         self.give_up = give_up
+        self.hooks = hooks
         self._warned_sync_timeout: set[str] = set()
+
+    async def startup(self) -> None:
+        if self.hooks is not None and self.broker.is_worker_process:
+            await self.hooks.worker_started()
+
+    async def shutdown(self) -> None:
+        if self.hooks is not None and self.broker.is_worker_process:
+            await self.hooks.worker_stopped()
 
     def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
         """A ``timeout`` label on a sync task (set by ``with_labels`` or a foreign producer) is dropped: TaskIQ
@@ -70,15 +91,15 @@ class RetryMiddleware(TaskiqMiddleware):
         retry_labels = {**message.labels, labels.ATTEMPT: done + 1, labels.ETA: time.time() + wait}
         retry = message.model_copy(update={"labels": retry_labels})
         await self.broker.kick(self.broker.formatter.dumps(retry))
-        logger.warning(
-            "Job %s (%s) failed (attempt %d of %d): %s: %s; retrying in %.1fs",
+        logger.info(  # the job line says it too; its traceback with -vvv (DEBUG)
+            "Job %s (%s) failed (attempt %d of %d): %s; retrying in %.1fs",
             message.task_id,
             message.task_name,
             done + 1,
             retries + 1,
-            type(exception).__name__,
-            exception,
+            error_line(exception, message.labels),
             wait,
+            exc_info=exception if logger.isEnabledFor(logging.DEBUG) else None,
         )
         result.error = NoResultError()  # the handle waits for the retry's result instead
 
@@ -91,11 +112,11 @@ class RetryMiddleware(TaskiqMiddleware):
             except Exception:
                 logger.exception("Could not record job %s (%s) as failed", message.task_id, message.task_name)
         logger.error(
-            "Job %s (%s) failed after %d attempt%s; giving up. Last error: %s: %s",
+            "Job %s (%s) failed after %d attempt%s; giving up. Last error: %s",
             message.task_id,
             message.task_name,
             attempts,
             "" if attempts == 1 else "s",
-            type(exception).__name__,
-            exception,
+            error_line(exception, message.labels),
+            exc_info=exception,
         )

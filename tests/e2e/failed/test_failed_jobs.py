@@ -76,8 +76,8 @@ def test_forget_flush_and_filters(queues: dict[str, str], record_dir: Path, tmp_
     assert typo.returncode == 1 and "Did you mean 'nats'?" in typo.stderr, typo.stdout + typo.stderr
     assert f"Failed job {ids[0][:8]} deleted." in artisan("queue:forget", ids[0][:8], env=env)
     assert ids[0] not in artisan("queue:failed", env=env)
-    missing = run_python("artisan", "queue:forget", "nope4242", env=env)
-    assert missing.returncode == 1 and "No failed job matches 'nope4242'" in missing.stderr
+    missing = run_python("artisan", "queue:forget", "abcd4242", env=env)
+    assert missing.returncode == 1 and "No failed job matches 'abcd4242'" in missing.stderr
     assert "Deleted 0 failed jobs older than 1 hours." in artisan("queue:prune-failed", "--hours=1", env=env)
     assert "Deleted 2 failed jobs." in artisan("queue:flush", env=env)
     assert "No failed jobs." in artisan("queue:failed", env=env)
@@ -131,3 +131,29 @@ def test_a_message_no_worker_can_decode_is_recorded_and_the_worker_keeps_serving
     assert "app.nowhere:ghost" in listed and "unknown task" in listed, "an unknown task is kept under its name"
     assert "cannot run: undecodable" in output and "cannot run: unknown task" in output
     assert worker.alive() is False or "Traceback" not in output.split("Worker ready", 1)[-1]
+
+
+def test_a_queue_label_the_connection_refuses_is_not_where_the_job_is_recorded_or_retried(
+    queues: dict[str, str], record_dir: Path, tmp_path: Path
+) -> None:
+    """A foreign producer's message names a queue no worker can have ("a b"): the failed job is recorded under
+    the queue of its connection, and a retry sends it there, where a worker runs it, instead of stranding it."""
+    env = connections_env(queues, record_dir, "redis")
+    message = {
+        "task_id": unique("foreign"),
+        "task_name": "app.jobs:always_fails",
+        "labels": {"queue_name": "a b", "retries": 0},
+        "labels_types": {},
+        "args": [7],
+        "kwargs": {},
+    }
+    with queue_work("redis", TASKS, env=env, log=tmp_path / "w.log") as worker:
+        worker.wait_ready()
+        asyncio.run(push_foreign("redis", queues["redis"], [json.dumps(message).encode()]))
+        assert wait_for(lambda: "Recorded as failed job" in worker.output(), timeout=60), worker.output()
+        listed = artisan("queue:failed", env=env)
+        assert queues["redis"] in listed and "| a b " not in listed, listed
+        retried = run_python("artisan", "queue:retry", "all", env=env)
+        assert retried.returncode == 0, retried.stdout + retried.stderr
+        assert f"queue '{queues['redis']}'" in retried.stdout
+        assert wait_for(lambda: len(lines(record_dir / "fails-7")) == 2, timeout=60), "the retry ran"

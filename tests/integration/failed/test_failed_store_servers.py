@@ -5,52 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from drivers.base.errors import QueueConfigurationError
 from queue_manager.failed import FailedJobStore, FailedSettings, make_store
-from queue_manager.failed.database import DatabaseStore
+from queue_manager.failed.database import DatabaseStore, failed_jobs_table
 from queue_manager.failed.store import LazyStore
 from tests.helpers import unique
-from tests.servers import private_mariadb, private_postgres
+from tests.integration.failed.stores import REDIS_URL, delete_keys
 from tests.unit.failed.test_failed_store import StoreContract, make_job, no_redis
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
 DATABASES = ["postgres", "mysql"]
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    with private_postgres("failed_jobs") as server:
-        yield server.url
-
-
-@pytest.fixture(scope="session")
-def mysql_url() -> Iterator[str]:
-    with private_mariadb("failed_jobs") as server:
-        yield server.url
 
 
 def database_url(request: pytest.FixtureRequest, name: str) -> str:
     """Only the servers a selected test needs are started."""
     return str(request.getfixturevalue(f"{name}_url"))
-
-
-async def delete_keys(prefix: str) -> None:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 def redis_store(prefix: str) -> FailedJobStore:
@@ -93,11 +71,21 @@ class TestServerStores(StoreContract):
                 await drop_table(database(store))
 
 
-async def test_redis_keeps_one_key_per_job_and_an_index_by_time() -> None:
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[tuple[str, FailedJobStore]]:
+    """A Redis store under a unique prefix, and that prefix; its keys are deleted afterwards."""
     prefix = f"test:{unique('failed')}"
     store = redis_store(prefix)
-    client = Redis.from_url(REDIS_URL)
     try:
+        yield prefix, store
+    finally:
+        await store.close()
+        await delete_keys(prefix)
+
+
+async def test_redis_keeps_one_key_per_job_and_an_index_by_time(redis_prefix: tuple[str, FailedJobStore]) -> None:
+    prefix, store = redis_prefix
+    async with Redis.from_url(REDIS_URL) as client:
         job = make_job(1)
         await store.log(job)
         assert json.loads(await client.get(f"{prefix}:{job.id}"))["task_name"] == "app.jobs:charge"
@@ -105,25 +93,15 @@ async def test_redis_keeps_one_key_per_job_and_an_index_by_time() -> None:
         assert not await client.exists(prefix)  # the bare prefix is left to the list driver's queues
         assert await store.forget(job.id) is True
         assert [key async for key in client.scan_iter(match=f"{prefix}*")] == []
-    finally:
-        await client.aclose()
-        await store.close()
-        await delete_keys(prefix)
 
 
-async def test_redis_flush_removes_keys_in_batches() -> None:
-    prefix = f"test:{unique('failed')}"
-    store = redis_store(prefix)
-    client = Redis.from_url(REDIS_URL)
-    try:
+async def test_redis_flush_removes_keys_in_batches(redis_prefix: tuple[str, FailedJobStore]) -> None:
+    prefix, store = redis_prefix
+    async with Redis.from_url(REDIS_URL) as client:
         await asyncio.gather(*(store.log(make_job(n)) for n in range(1203)))
         assert await store.count() == 1203
         assert await store.flush() == 1203
         assert [key async for key in client.scan_iter(match=f"{prefix}*")] == []
-    finally:
-        await client.aclose()
-        await store.close()
-        await delete_keys(prefix)
 
 
 @pytest.mark.parametrize("server", DATABASES)
@@ -158,3 +136,70 @@ async def test_failed_at_keeps_microseconds(request: pytest.FixtureRequest, serv
         assert json.loads(stored["args"]) == [1]
     finally:
         await drop_table(store)
+
+
+NEW_COLUMNS = ("record_size", "claimed_by", "claimed_until")
+
+
+@pytest.mark.parametrize("server", ["sqlite", *DATABASES])
+async def test_a_table_made_by_an_older_version_gets_the_new_columns(
+    request: pytest.FixtureRequest, server: str, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite'}" if server == "sqlite" else database_url(request, server)
+    table = unique("failed_")
+    older = [
+        sa.Column(column.name, column.type, primary_key=column.primary_key, nullable=column.nullable)
+        for column in failed_jobs_table(table, sa.MetaData()).columns
+        if column.name not in NEW_COLUMNS
+    ]
+    legacy = sa.Table(table, sa.MetaData(), *older)
+    old_job = make_job(1, failed_at=datetime.now(UTC) - timedelta(hours=1))
+    store, other = DatabaseStore(url, table), DatabaseStore(url, table)
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(legacy.create)
+            row = {key: value for key, value in DatabaseStore._row(old_job).items() if key not in NEW_COLUMNS}
+            await conn.execute(legacy.insert(), row)
+        new_job = make_job(2)
+        await store.log(new_job)  # the first use adds the columns
+        newest, oldest = await store.summaries()
+        assert (newest.id, newest.size) == (new_job.id, new_job.size)
+        assert (oldest.id, oldest.size) == (old_job.id, None), "recorded before sizes were kept"
+        assert await store.claim(old_job.id, "token", 60) == old_job
+        await other.log(make_job(3))  # a second process finds them added
+        assert await other.count() == 3
+    finally:
+        await engine.dispose()
+        await other.close()
+        await drop_table(store)
+
+
+async def test_redis_lists_a_job_recorded_without_a_summary_and_writes_it(
+    redis_prefix: tuple[str, FailedJobStore],
+) -> None:
+    prefix, store = redis_prefix
+    job = make_job(1)
+    async with Redis.from_url(REDIS_URL) as client:  # as an older version wrote it: no summary
+        await client.set(f"{prefix}:{job.id}", json.dumps(job.to_dict()))
+        await client.zadd(f"{prefix}:index", {job.id: job.failed_at.timestamp()})
+        [summary] = await store.summaries()
+        assert (summary.id, summary.summary, summary.size) == (job.id, job.summary, job.size)
+        assert await client.hexists(f"{prefix}:summaries", job.id), "written for the next listing"
+
+
+async def test_redis_ids_cannot_name_the_stores_own_keys(redis_prefix: tuple[str, FailedJobStore]) -> None:
+    """`queue:forget index` used to delete the index (every job vanished from queue:failed while its key stayed);
+    `queue:retry index` raised WRONGTYPE."""
+    _, store = redis_prefix
+    jobs = [make_job(n) for n in range(3)]
+    for job in jobs:
+        await store.log(job)
+    await store.claim(jobs[0].id, "token", 60)
+    for key in ("index", "summaries", f"claim:{jobs[0].id}", "INDEX", jobs[0].id + ":x"):
+        with pytest.raises(QueueConfigurationError, match="is not a failed job id"):
+            await store.forget(key)
+        with pytest.raises(QueueConfigurationError, match="is not a failed job id"):
+            await store.find(key)
+    assert {job.id for job in await store.all()} == {job.id for job in jobs}
+    assert await store.count() == 3

@@ -93,7 +93,9 @@ async def test_retry_all_of_one_queue_only(manager: QueueManager) -> None:
 
 async def test_an_unknown_id_is_a_clear_error_and_nothing_is_sent(manager: QueueManager) -> None:
     await charge.kiq(1)
-    with pytest.raises(QueueConfigurationError, match="No failed job with id nope42"):
+    with pytest.raises(QueueConfigurationError, match="No failed job with id abcdef42"):
+        await manager.failed.retry(["abcdef42"])
+    with pytest.raises(QueueConfigurationError, match="'nope42' is not a failed job id: ids are uuids"):
         await manager.failed.retry(["nope42"])
     assert len(await manager.failed.all()) == 1
 

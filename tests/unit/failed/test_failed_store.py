@@ -135,12 +135,15 @@ class StoreContract:
         assert await store.count() == 2
         assert await store.find("abcdef02") == second
 
-    async def test_wildcards_in_a_prefix_match_only_themselves(self, store: FailedJobStore) -> None:
+    async def test_wildcards_and_store_keys_are_refused_as_ids(self, store: FailedJobStore) -> None:
         await store.log(make_job(1))
         await store.log(make_job(2))
-        for pattern in ("%%%%%%", "______", "******", "??????", "[a-f0-9]"):
-            assert await store.find(pattern) is None, pattern
-            assert await store.forget(pattern) is False, pattern
+        for pattern in ("%%%%%%", "______", "******", "??????", "[a-f0-9]", "index", "summaries", "claim:x"):
+            with pytest.raises(QueueConfigurationError, match="is not a failed job id"):
+                await store.find(pattern)
+            with pytest.raises(QueueConfigurationError, match="is not a failed job id"):
+                await store.forget(pattern)
+        assert len(await store.summaries()) == 2
         assert await store.count() == 2
 
     async def test_forget_by_id_or_prefix(self, store: FailedJobStore) -> None:
@@ -206,6 +209,65 @@ class StoreContract:
         assert found.kwargs == {"when": "datetime.datetime(2026, 1, 2, 0, 0)"}
         assert "\x00" not in found.message and "\U0001f525" in found.message
         json.dumps(found.to_dict())
+
+    async def test_a_listing_reads_summaries_newest_first(self, store: FailedJobStore) -> None:
+        now = datetime.now(UTC)
+        old = make_job(1, "x" * 100_000, queue="emails", failed_at=now - timedelta(hours=2))
+        new = make_job(2, connection="nats", error=RuntimeError("\n  first line\nsecond"), failed_at=now)
+        for job in (old, new):
+            await store.log(job)
+        first, second = await store.summaries()
+        assert (first.id, second.id) == (new.id, old.id)
+        assert (first.connection, first.queue, first.task_name, first.task_id) == (
+            "nats",
+            "default",
+            new.task_name,
+            "task-1",
+        )
+        assert (first.exception, first.first_line, first.summary) == (
+            "RuntimeError",
+            "first line",
+            "RuntimeError: first line",
+        )
+        assert (first.attempts, first.failed_at) == (4, new.failed_at)
+        assert second.size == old.size and second.size > 100_000, "the size without reading the record"
+        assert [job.id for job in await store.summaries(queue="emails")] == [old.id]
+        assert [job.id for job in await store.summaries("nats", limit=5)] == [new.id]
+        assert [job.id for job in await store.summaries(limit=1)] == [new.id]
+        assert await store.summaries(limit=0) == []
+
+    async def test_logging_the_same_record_again_keeps_one(self, store: FailedJobStore) -> None:
+        job = make_job(1)
+        await store.log(job)
+        await store.log(job)  # a spooled copy of a record whose first write timed out after all
+        assert [found.id for found in await store.all()] == [job.id]
+        assert await store.count() == 1
+
+    async def test_of_several_claims_at_once_one_wins(self, store: FailedJobStore) -> None:
+        job = make_job(1)
+        await store.log(job)
+        claims = await asyncio.gather(*(store.claim(job.id, f"token-{n}", 60) for n in range(10)))
+        assert [claimed for claimed in claims if claimed is not None] == [job]
+        winner = f"token-{next(n for n, claimed in enumerate(claims) if claimed is not None)}"
+        assert await store.claim(job.id, "late", 60) is None, "held"
+        await store.release(job.id, "not-the-holder")
+        assert await store.claim(job.id, "late", 60) is None, "only the holder gives it back"
+        assert [found.id for found in await store.summaries()] == [job.id], "a claimed job is still listed"
+        await store.release(job.id, winner)
+        assert await store.claim(job.id, "next", 60) == job, "given back: claimed again at once"
+        assert await store.remove(job.id) is True
+        assert await store.claim(job.id, "after", 60) is None, "a job that is gone cannot be claimed"
+
+    async def test_a_claim_lapses_after_its_lease(self, store: FailedJobStore) -> None:
+        job = make_job(1)
+        await store.log(job)
+        assert await store.claim(job.id, "died", 0.3) == job  # a retry that dies before it ends
+        assert await store.claim(job.id, "next", 60) is None
+        deadline, claimed = time.monotonic() + 30, None
+        while claimed is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            claimed = await store.claim(job.id, "next", 60)
+        assert claimed == job, "the next retry gets it once the lease is over"
 
     async def test_usable_again_after_close(self, store: FailedJobStore) -> None:
         job = make_job(1)
