@@ -2,20 +2,24 @@
 connections that accepts the job.
 
 A failover connection has no server of its own. Each dispatch tries its connections in order and goes
-to the first that takes it; a connection that failed is skipped for ``cooldown`` seconds, then tried
-again; each fall-over (and each recovery) is logged once, with the reason. Workers work the underlying
-connections as usual; a job's result is read from whichever of them ran it. It is built over the other
+to the first that takes it; a connection that failed is skipped for ``cooldown`` seconds, then gets jobs
+again once it answers a ping; each fall-over (and each recovery) is logged once, with the reason. A job goes
+to one connection only: a send that got no answer (``maybe_sent``: the server may have stored it) is not
+repeated elsewhere, where it would run a second time; the dispatch raises instead. Workers work the underlying
+connections as usual; a job's result is read from whichever of them ran it, each read bounded by
+``result_timeout`` so that ``wait_result`` keeps to its caller's timeout. It is built over the other
 connections (``build_over``): the manager hands it its ``connection(name)``, as Laravel's FailoverConnector is
 handed the manager; the options are checked against the app's other connections at boot (``check``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from pydantic import Field, field_validator
 from taskiq import AsyncBroker, AsyncResultBackend, BrokerMessage
@@ -30,6 +34,7 @@ from drivers.base.spec import BrokerSpec
 class FailoverOptions(DriverOptions):
     connections: list[str] = Field(min_length=1, description="connections to try, in order")
     cooldown: float = Field(10.0, ge=0, le=3600, description="seconds a connection that failed is skipped")
+    result_timeout: float = Field(2.0, gt=0, le=60, description="seconds a result read from one connection may take")
 
     @field_validator("connections", mode="before")
     @classmethod
@@ -46,6 +51,7 @@ class FailoverOptions(DriverOptions):
 
 
 logger = logging.getLogger("queue_manager.drivers.failover")
+T = TypeVar("T")
 
 
 class Target:
@@ -55,35 +61,54 @@ class Target:
         self.name = name
         self.broker = connection.broker
         self.start = connection.startup  # starts it once (the connection's own, idempotent, startup)
+        self.ping = connection.ping  # a short-lived connection: sends no job
         self.failed_until = 0.0
         self.failed_because: str | None = None
+        self.reads_skipped_until = 0.0
 
 
 class FailoverResults(AsyncResultBackend[Any]):
-    """A result is in the store of the connection that ran the job: ask each in turn."""
+    """A result is in the store of the connection that ran the job: ask each in turn.
 
-    def __init__(self, targets: Sequence[Target]) -> None:
+    TaskIQ's ``wait_result`` looks at its timeout only between reads, and a read from a partitioned server
+    waits out the client's socket timeouts and retries (``wait_result(timeout=5)`` took 81.5 s): so each read
+    gets ``timeout`` seconds, and a connection whose read failed is not asked again for ``cooldown`` seconds.
+    """
+
+    def __init__(self, targets: Sequence[Target], timeout: float, cooldown: float) -> None:
         self.targets = targets
+        self.timeout = timeout
+        self.cooldown = cooldown
 
     async def set_result(self, task_id: str, result: TaskiqResult[Any]) -> None:
         raise QueueConfigurationError("A failover connection runs no jobs: its connections' workers store results.")
 
+    async def _read(self, target: Target, read: Callable[[AsyncResultBackend[Any]], Awaitable[T]]) -> T | None:
+        """``read`` of ``target``'s store within ``timeout``; None if it failed (then it is skipped a while)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await read(target.broker.result_backend)
+        except Exception:  # down, partitioned, not started, or it keeps no results: the job ran elsewhere
+            target.reads_skipped_until = time.monotonic() + self.cooldown
+            return None
+
+    async def _holder(self, task_id: str) -> Target | None:
+        """The first connection (not skipped) whose store has the job's result."""
+        now = time.monotonic()
+        for target in [t for t in self.targets if t.reads_skipped_until <= now]:
+            if await self._read(target, lambda store: store.is_result_ready(task_id)):
+                return target
+        return None
+
     async def is_result_ready(self, task_id: str) -> bool:
-        for target in self.targets:
-            try:
-                if await target.broker.result_backend.is_result_ready(task_id):
-                    return True
-            except Exception:  # that connection is down or never started: look at the next
-                continue
-        return False
+        return await self._holder(task_id) is not None
 
     async def get_result(self, task_id: str, with_logs: bool = False) -> TaskiqResult[Any]:
-        for target in self.targets:
-            try:
-                if await target.broker.result_backend.is_result_ready(task_id):
-                    return await target.broker.result_backend.get_result(task_id, with_logs=with_logs)
-            except Exception:
-                continue
+        target = await self._holder(task_id)
+        if target is not None:
+            result = await self._read(target, lambda store: store.get_result(task_id, with_logs=with_logs))
+            if result is not None:
+                return result
         raise ResultMissingError(task_id=task_id)
 
 
@@ -93,7 +118,7 @@ class FailoverBroker(AsyncBroker):
         self.spec = spec
         self.cooldown = options.cooldown
         self.targets = list(targets)
-        self.result_backend = FailoverResults(self.targets)
+        self.result_backend = FailoverResults(self.targets, options.result_timeout, options.cooldown)
         self._current: str | None = None  # where the last job went, to log each change once
 
     async def startup(self) -> None:
@@ -107,23 +132,17 @@ class FailoverBroker(AsyncBroker):
         cooling = [t for t in self.targets if t.failed_until > now]
         for target in [t for t in self.targets if t.failed_until <= now] + cooling:
             try:
-                await target.start()
+                await self._ready(target)
+            except Exception as error:  # nothing was sent: the next connection may have the job
+                reasons.append(f"'{target.name}': {self._failed(target, error)}")
+                continue
+            try:
                 await target.broker.kick(message)
             except Exception as error:
-                cause = error.__cause__ or error
-                reason = f"{type(cause).__name__}: {cause}"
+                reason = self._failed(target, error)
+                if getattr(error, "maybe_sent", False):
+                    raise self._maybe_sent(message, target, reason) from error
                 reasons.append(f"'{target.name}': {reason}")
-                if target.failed_because is None:
-                    logger.warning(
-                        "Queue connection '%s': connection '%s' failed (%s); trying the next one, and '%s' "
-                        "again after %.0f s",
-                        self.spec.name,
-                        target.name,
-                        reason,
-                        target.name,
-                        self.cooldown,
-                    )
-                target.failed_until, target.failed_because = time.monotonic() + self.cooldown, reason
                 continue
             self._sent_to(target)
             return
@@ -131,6 +150,41 @@ class FailoverBroker(AsyncBroker):
             f"Queue connection '{self.spec.name}' could not send the job to any of its connections: "
             + "; ".join(reasons)
         )
+
+    async def _ready(self, target: Target) -> None:
+        """Start ``target``; one that failed before must answer a ping first, so that a job is not sent into a
+        partition that lasts longer than the cool-down (where it could neither be taken nor sent elsewhere)."""
+        await target.start()
+        if target.failed_because is not None:
+            target.failed_until = time.monotonic() + self.cooldown  # other sends pass it by while it is pinged
+            await target.ping()
+
+    def _failed(self, target: Target, error: Exception) -> str:
+        """Skip ``target`` for the cool-down (logged once per outage); the reason, for the error."""
+        cause = error.__cause__ or error
+        reason = f"{type(cause).__name__}: {cause}"
+        if target.failed_because is None:
+            logger.warning(
+                "Queue connection '%s': connection '%s' failed (%s); trying the next one, and '%s' again after %.0f s",
+                self.spec.name,
+                target.name,
+                reason,
+                target.name,
+                self.cooldown,
+            )
+        target.failed_until, target.failed_because = time.monotonic() + self.cooldown, reason
+        return reason
+
+    def _maybe_sent(self, message: BrokerMessage, target: Target, reason: str) -> BrokerUnreachableError:
+        others = ", ".join(f"'{other.name}'" for other in self.targets if other is not target)
+        error = BrokerUnreachableError(
+            f"Queue connection '{self.spec.name}': job {message.task_id} may or may not have reached "
+            f"'{target.name}' ({reason}). It was not sent to {others or 'another connection'} as well, where it "
+            f"would run a second time if '{target.name}' stored it: check before sending it again. The next jobs "
+            f"skip '{target.name}' for {self.cooldown:g} s."
+        )
+        error.maybe_sent = True
+        return error
 
     def _sent_to(self, target: Target) -> None:
         if target.failed_because is not None:
@@ -193,4 +247,5 @@ DRIVER = DriverInfo(
     default_connection=False,
     builds_on_connections=True,
     check_connections=check,
+    uses=lambda options: FailoverOptions.model_validate(dict(options)).connections,
 )

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from taskiq.exceptions import TaskiqResultTimeoutError
 
 from queue_manager import BrokerUnreachableError, QueueConfigurationError, QueueManager, task, use_manager
 from queue_manager.settings import load_settings
 from tests.helpers import cleanup_queue, unique
-from tests.servers import private_redis
+from tests.servers import private_redis, tcp_proxy
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -36,13 +37,13 @@ async def job(n: int) -> int:
     return n
 
 
-def failover_manager(primary_url: str, queue: str, cooldown: float = 2.0) -> QueueManager:
+def failover_manager(primary_url: str, queue: str, cooldown: float = 2.0, **primary: Any) -> QueueManager:
     return managing(
         load_settings(
             {
                 "driver": "failover",
                 "connections": {
-                    "primary": {"driver": "redis", "url": primary_url, "queue": queue},
+                    "primary": {"driver": "redis", "url": primary_url, "queue": queue, "options": primary},
                     "redis": {"queue": queue},
                     "failover": {
                         "driver": "failover",
@@ -89,6 +90,65 @@ async def test_dispatch_falls_over_to_the_next_connection_and_back_after_the_coo
             assert await primary.size() == 1, "back to the first connection once it answers again"
             assert any("'primary' takes jobs again" in r.getMessage() for r in caplog.records)
         finally:
+            await manager.shutdown()
+            await cleanup_queue("redis", queue)
+
+
+@pytest.mark.fault  # a black-holed network
+async def test_a_send_that_got_no_answer_is_not_repeated_and_a_partitioned_connection_gets_jobs_once_it_answers(
+    tmp_path: Path,
+) -> None:
+    queue = unique()
+    with private_redis(tmp_path) as server, tcp_proxy(server.port) as proxy:
+        # cool-down 0: the primary is asked first every time, so each dispatch pings it (it failed before)
+        manager = failover_manager(
+            f"redis://127.0.0.1:{proxy.port}/0", queue, cooldown=0, send_timeout=1, socket_connect_timeout=1
+        )
+        primary, fallback = manager.connection("primary"), manager.connection("redis")
+        try:
+            await job.kiq(1)
+            proxy.black_hole()
+            with pytest.raises(Exception) as caught:
+                await job.kiq(2)  # its bytes wait in the partition: the primary may store it
+            error = caught.value.__cause__ or caught.value
+            assert isinstance(error, BrokerUnreachableError) and error.maybe_sent, repr(error)
+            assert "may or may not have reached 'primary'" in str(error) and "not sent to 'redis'" in str(error)
+            assert await fallback.size() == 0, "not sent to the next connection as well"
+            await job.kiq(3)  # the primary does not answer the ping: nothing sent there, so on to redis
+            await job.kiq(4)
+            assert await fallback.size() == 2
+            proxy.heal()
+            for _ in range(600):  # up to a minute: job 1, and job 2 once its held bytes arrive
+                if await primary.size() == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert await primary.size() == 2, "the held job reached the primary"
+            await job.kiq(5)  # the primary answers the ping again: it takes the job
+            assert (await primary.size(), await fallback.size()) == (3, 2), "each job on one connection"
+        finally:
+            proxy.heal()
+            await manager.shutdown()
+            await cleanup_queue("redis", queue)
+
+
+@pytest.mark.fault  # a black-holed network
+async def test_wait_result_keeps_to_its_timeout_while_the_primary_is_partitioned(tmp_path: Path) -> None:
+    """Each result read from a connection is bounded: a partitioned primary no longer holds a poll for the minutes
+    redis-py's socket timeouts and retries add up to (81.5 s for timeout=5 before)."""
+    queue = unique()
+    with private_redis(tmp_path) as server, tcp_proxy(server.port) as proxy:
+        manager = failover_manager(f"redis://127.0.0.1:{proxy.port}/0", queue)
+        try:
+            handle = await job.kiq(1)  # on the primary, where no worker runs it
+            assert await manager.connection("primary").size() == 1
+            proxy.black_hole()
+            started = time.monotonic()
+            with pytest.raises(TaskiqResultTimeoutError):
+                await asyncio.wait_for(handle.wait_result(timeout=5), 240)
+            took = time.monotonic() - started
+            assert 5 <= took < 20, f"wait_result(timeout=5) took {took:.1f} s"
+        finally:
+            proxy.heal()
             await manager.shutdown()
             await cleanup_queue("redis", queue)
 
