@@ -9,13 +9,19 @@ loaded (``load_driver``), so an app on Redis never imports aio_pika or nats.
 """
 
 from drivers.base.contract import DriverInfo
-from drivers.base.errors import BrokerUnreachableError, MissingExtraError, QueueConfigurationError
+from drivers.base.errors import (
+    BrokerAuthenticationError,
+    BrokerUnreachableError,
+    MissingExtraError,
+    QueueConfigurationError,
+)
 from drivers.base.spec import BrokerFactory, BrokerSpec
 from drivers.base.urls import mask_url
 from drivers.registry import DRIVERS, driver_info, load_driver
 
 __all__ = [
     "DRIVERS",
+    "BrokerAuthenticationError",
     "BrokerFactory",
     "BrokerSpec",
     "BrokerUnreachableError",

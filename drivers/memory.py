@@ -11,6 +11,7 @@ loop and runs when due.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -42,6 +43,7 @@ class MemoryControl(ControlState):
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
+        self.claims: dict[str, float] = {}  # name -> when it expires (time.monotonic)
 
     async def get(self, name: str) -> str | None:
         return self.values.get(name)
@@ -57,6 +59,14 @@ class MemoryControl(ControlState):
 
     async def counters(self, names: list[str]) -> list[int] | None:
         return [int(self.values.get(name, "0")) for name in names]
+
+    async def claim(self, name: str, ttl: int) -> bool:
+        now = time.monotonic()
+        self.claims = {key: until for key, until in self.claims.items() if until > now}
+        if name in self.claims:
+            return False
+        self.claims[name] = now + ttl
+        return True
 
 
 class UnknownInMemoryTaskError(UnknownTaskError):

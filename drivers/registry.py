@@ -13,9 +13,11 @@ Adding a driver, step by step (``drivers/nats/`` is a compact example):
 2. One ``DRIVERS`` entry below.
 3. The broker's duties: route by the ``labels.QUEUE`` label, honour ``labels.ETA`` / ``labels.DELAY``
    (``base.delay``), raise ``BrokerUnreachableError`` via ``base.reach.unreachable`` when the server cannot be
-   reached, store results as JSON, offer a ``control_state`` (``base.control``: pause, restart, counters),
-   and consume through ``common.consuming.Consuming`` (``take``/``give_back``): it checks the pauses,
-   backs off while the server is away instead of letting ``listen()`` raise (an exception there kills the
+   reached (``BrokerAuthenticationError`` via ``base.reach.refused`` when it refuses the credentials, also from
+   the broker's ``refused(error)``), store results as JSON, offer a ``control_state`` (``base.control``: pause,
+   restart, counters; its names hold ``base.names.CONTROL_MARK``, so no queue shares one), check queue names with
+   its ``queue_rule``, and consume through ``common.consuming.Consuming`` (``take``/``give_back``): it checks the
+   pauses, backs off while the server is away instead of letting ``listen()`` raise (an exception there kills the
    TaskIQ worker process) and rejects poison messages. Optional capabilities (``base.contract``:
    ``CountsQueues``, ``ReportsCounts``, ``SendsInBatches``, ``ServesSeveralQueues``) light up
    ``conn.size/clear/counts``, ``conn.bulk`` batching and ``queue:work --queue=a,b``; a module-level

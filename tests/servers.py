@@ -73,7 +73,8 @@ class PrivateServer:
 
 
 @contextmanager
-def private_redis(tmp_path: Path) -> Iterator[PrivateServer]:
+def private_redis(tmp_path: Path, *options: str) -> Iterator[PrivateServer]:
+    """``options``: more redis-server arguments (``--requirepass``, ``--user``, ...)."""
     port = free_port()
     server = PrivateServer(
         [
@@ -88,6 +89,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateServer]:
             "no",
             "--dir",
             str(tmp_path),
+            *options,
         ],
         port,
         tmp_path / "redis.log",
@@ -100,13 +102,13 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateServer]:
 
 
 @contextmanager
-def private_nats(tmp_path: Path) -> Iterator[PrivateServer]:
+def private_nats(tmp_path: Path, *options: str) -> Iterator[PrivateServer]:
+    """``options``: more nats-server arguments (``--user``, ``--pass``, ...)."""
     port = free_port()
     store = tmp_path / "jetstream"
     store.mkdir()
-    server = PrivateServer(
-        ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)], port, tmp_path / "nats.log"
-    )
+    command = ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store), *options]
+    server = PrivateServer(command, port, tmp_path / "nats.log")
     server.start()
     try:
         yield server

@@ -45,6 +45,7 @@ class DriverInfo:
     in_process: bool = False  # its jobs live in the dispatching process: no worker, nothing to show elsewhere
     builds_on_connections: bool = False  # its module has build_over(spec, connection) (failover)
     check_connections: Callable[[BrokerSpec, Mapping[str, str]], None] | None = None  # at boot: (spec, name -> driver)
+    uses: Callable[[Mapping[str, Any]], list[str]] | None = None  # (options) -> the other connections it sends to
     redis_store_url: StoreUrl | None = None  # a plain redis:// URL the app's stores may use (failed jobs)
 
     def start_command(self, where: str) -> str:
@@ -80,6 +81,8 @@ class ConnectionLike(Protocol):
     def broker(self) -> AsyncBroker: ...
 
     async def startup(self) -> None: ...
+
+    async def ping(self) -> None: ...
 
 
 class BuildsOnConnections(Protocol):

@@ -2,8 +2,9 @@
 
 Laravel keeps ``illuminate:queue:restart`` in its cache; here each connection keeps such values on its own
 server, so workers on every machine see them without another service. Each broker of ours says where, as its
-``control_state`` (a key on Redis, a key-value bucket on NATS, a one-message queue on RabbitMQ; in the process
-for the memory driver); a custom driver's broker may offer one too.
+``control_state`` (a key on Redis, a key-value bucket on NATS, a stream on RabbitMQ; in the process for the
+memory driver); a custom driver's broker may offer one too. Many processes read a value at once and all see it
+(reading takes nothing away), and its name never is a queue's (``base.names.CONTROL_MARK``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-RESTART_KEY = "restart"  # the value queue:restart sets (a timestamp); workers stop when it changes
+
+def restart_key(app: str) -> str:
+    """The value ``queue:restart`` sets for one app (a timestamp); its workers stop when it changes. Per app, as
+    Laravel's cache prefix makes it, so two apps sharing a server do not restart each other's workers."""
+    return f"restart:{app}"
+
+
+MAX_CLAIM_TTL = 7200  # the longest a claim is kept (NATS keeps claims in a bucket whose entries expire after it)
 
 
 def paused_key(queue: str) -> str:
@@ -38,6 +46,11 @@ class ControlState(ABC):
     async def counters(self, names: list[str]) -> list[int] | None:
         """The counters' values (0 for one never added to); None if this state keeps no counters."""
         return None
+
+    async def claim(self, name: str, ttl: int) -> bool:
+        """Set ``name`` for ``ttl`` seconds (at most ``MAX_CLAIM_TTL``) if it is unset, atomically: True for the one
+        caller that set it. ``queue:schedule`` claims each tick, so several schedulers send it once."""
+        raise NotImplementedError(f"{type(self).__name__} cannot claim a value")
 
 
 def control_of(broker: Any) -> ControlState | None:

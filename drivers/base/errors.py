@@ -31,6 +31,13 @@ class UnrunnableJobError(RuntimeError):
 class BrokerUnreachableError(ConnectionError):
     """The broker did not answer; the message names host and port, never the password."""
 
+    maybe_sent = False  # True: a job went out and no answer came back, so the server may have stored it
+
+
+class BrokerAuthenticationError(BrokerUnreachableError):
+    """The broker answered and refused the credentials (which user, where; never the password). Trying again cannot
+    help, so a worker stops on it. A ``BrokerUnreachableError`` still: code that catches that goes on working."""
+
 
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest valid name, or an empty string."""

@@ -1,9 +1,15 @@
 """The one queue-name check: the rule every driver shares, then the driver's own (``DriverInfo.queue_rule``).
 
 A queue name becomes a Redis key, an AMQP queue name and a NATS subject token, so every driver keeps it plain:
-1 to 200 characters, no whitespace, no ``*`` or ``>``. A broker that refuses more says so in its rule (RabbitMQ:
-``amq.`` names; NATS: dots and path separators), which its package defines and its registry entry carries. The
-check runs at boot (settings), at dispatch, when a worker starts and in every command.
+1 to 200 characters, no whitespace, no ``*`` or ``>``. A broker that refuses more says so in its rule, exactly
+what it refuses (RabbitMQ: any character its client cannot send, ``amq.`` names; NATS: dots, path separators, NUL,
+consumer names over 255 bytes; Redis: braces, which would break a Cluster hash tag), which its package defines
+and its registry entry carries. The check runs at boot (settings), at dispatch, when a worker starts and in every
+command.
+
+No queue name holds whitespace, so the control state (``base.control``) marks its own names with a space
+(``CONTROL_MARK``: ``queues:control restart:app`` on Redis, the queue ``queues.control paused:emails`` on
+RabbitMQ) and no queue, whatever its name, shares a key or a queue with a control value.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Callable
 from drivers.base.errors import QueueConfigurationError
 
 MAX_LENGTH = 200
+CONTROL_MARK = " "  # in every control value's key, and in no queue name (the check below refuses whitespace)
 
 QueueRule = Callable[[str], str | None]  # what a broker refuses in a queue name (a sentence), or None
 

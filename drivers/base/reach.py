@@ -6,9 +6,9 @@ import re
 from urllib.parse import unquote
 
 from drivers.base.contract import DriverInfo
-from drivers.base.errors import BrokerUnreachableError
+from drivers.base.errors import BrokerAuthenticationError, BrokerUnreachableError
 from drivers.base.spec import BrokerSpec
-from drivers.base.urls import MASK, host_port, mask_url, secrets_of, unencoded_userinfo
+from drivers.base.urls import MASK, credentials_of, host_port, mask_url, secrets_of, unencoded_userinfo
 
 
 def scrub(text: str, url: str | None) -> str:
@@ -25,13 +25,44 @@ def scrub(text: str, url: str | None) -> str:
     return text
 
 
+class NoAnswer(TimeoutError):
+    """The request went out and the server did not answer in time (a network partition, a stuck server): a job
+    being sent may or may not have been stored."""
+
+
 def unreachable(spec: BrokerSpec, error: BaseException, info: DriverInfo) -> BrokerUnreachableError:
     """The error for a server of ``info``'s driver that did not answer: where (host:port, never the password),
     why, and how to start a local one."""
-    where = host_port(spec.url or "", info.default_port)
-    reason = scrub(str(error) or type(error).__name__, spec.url).rstrip(". ")
-    return BrokerUnreachableError(
+    where, reason = _where_and_why(spec, error, info)
+    found = BrokerUnreachableError(
         f"Cannot reach the {spec.driver} server of queue connection '{spec.name}' at {where} "
         f"(url {spec.display_url}): {reason}. Check the URL and that the server is running"
         f" (for a local one: `{info.start_command(where)}`)."
     )
+    found.maybe_sent = isinstance(error, NoAnswer)
+    return found
+
+
+def refused(spec: BrokerSpec, error: BaseException, info: DriverInfo) -> BrokerAuthenticationError:
+    """The error for a server of ``info``'s driver that refused the connection's credentials: which user, where,
+    the server's reason, and where to fix them (never the password)."""
+    where, reason = _where_and_why(spec, error, info)
+    user, password = credentials_of(spec.url or "")
+    if user is not None:
+        what = f"refused the credentials of user '{user}'"
+    elif password is not None:
+        what = "refused the password (the URL names no user)"
+    else:
+        what = "requires credentials, and the URL gives none"
+    variable = f" (or {info.url_variables[0]})" if info.url_variables else ""
+    return BrokerAuthenticationError(
+        f"The {spec.driver} server of queue connection '{spec.name}' at {where} {what} (url {spec.display_url}): "
+        f"{reason}. Check the user and password in {spec.setting('url')}{variable}, percent-encoded "
+        "(urllib.parse.quote(password, safe='')); trying again will not help."
+    )
+
+
+def _where_and_why(spec: BrokerSpec, error: BaseException, info: DriverInfo) -> tuple[str, str]:
+    """``host:port`` of the connection's servers and the library's reason, both without the password."""
+    reason = scrub(str(error) or type(error).__name__, spec.url).rstrip(". ")
+    return host_port(spec.url or "", info.default_port), reason

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
 SENTINEL_PORT = 26379  # a sentinel's port when its URL names none
@@ -86,6 +86,17 @@ def secrets_of(url: str) -> list[str]:
         elif not colon:
             found.append(user)
     return list(dict.fromkeys(found))
+
+
+def credentials_of(url: str) -> tuple[str | None, str | None]:
+    """``(user, password)`` of the URL (the first of a list that has any), percent-decoded; a lone userinfo
+    (``redis://secret@host``, ``nats://token@host``) is the password, with no user."""
+    for part in split_urls(url):
+        _, userinfo, _ = split_userinfo(part)
+        if userinfo:
+            user, colon, password = userinfo.partition(":")
+            return (unquote(user) or None, unquote(password)) if colon else (None, unquote(user))
+    return None, None
 
 
 def several_hosts(url: str) -> bool:

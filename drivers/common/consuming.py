@@ -12,6 +12,9 @@ A broker supplies the broker-specific steps:
 - ``connection_errors``: what a lost server raises: the loop waits (``reconnect_backoff``, doubling) and takes
   again, because an exception out of ``listen()`` would end the TaskIQ worker process (taskiq#658);
 - ``lost(error)``: called before each such wait, to drop connections that must not be reused;
+- ``refused(error)``: such an error that is the server refusing the credentials, as the driver's
+  ``BrokerAuthenticationError``: the loop raises it instead of waiting (no retry can fix a password), and the
+  worker stops;
 - ``recover(error)``: another error it can mend (a deleted consumer group) before taking again.
 
 What was taken and not handed out is kept on the broker (``taken``), so a broker's ``shutdown`` gives it back
@@ -28,6 +31,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from taskiq import AckableMessage
 
+from drivers.base.errors import BrokerAuthenticationError
 from drivers.base.spec import BrokerSpec
 from drivers.common.in_flight import InFlight
 from drivers.common.pausing import IDLE_WHILE_PAUSED, PausedQueues
@@ -63,6 +67,10 @@ class Consuming(RejectsPoison, Generic[H]):
 
     async def lost(self, error: BaseException) -> None:
         """The server went away (``error``, one of ``connection_errors``): drop what should not be reused."""
+
+    def refused(self, error: BaseException) -> BrokerAuthenticationError | None:
+        """``error`` (one of ``connection_errors``) as the server's refusal of the credentials, or None."""
+        return None
 
     async def recover(self, error: Exception) -> bool:
         """Mend ``error`` and say True to take again; False lets it end the worker."""
@@ -102,6 +110,8 @@ class Consuming(RejectsPoison, Generic[H]):
                     taken.extend(await self.take(active))
                     wait = first
                 except self.connection_errors as error:
+                    if (refusal := self.refused(error)) is not None:
+                        raise refusal from None
                     logger.warning(
                         "Queue connection '%s' lost its %s server (%s: %s); reconnecting in %.1fs",
                         self.spec.name,

@@ -55,7 +55,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import cached_property
 from typing import Any, ClassVar
 
-from nats.errors import ConnectionClosedError, NoServersError, OutboundBufferLimitError
+from nats.errors import AuthorizationError, ConnectionClosedError, NoServersError, OutboundBufferLimitError
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
@@ -66,7 +66,12 @@ from taskiq_nats import PullBasedJetStreamBroker
 from drivers.base import labels, reach
 from drivers.base.contract import QueueCounts
 from drivers.base.delay import MIN_DELAY, due_at, eta_remaining
-from drivers.base.errors import BrokerUnreachableError, InvalidDelayError, QueueConfigurationError
+from drivers.base.errors import (
+    BrokerAuthenticationError,
+    BrokerUnreachableError,
+    InvalidDelayError,
+    QueueConfigurationError,
+)
 from drivers.base.names import check_queue_name
 from drivers.base.spec import BrokerSpec
 from drivers.base.urls import host_port, split_urls
@@ -77,7 +82,7 @@ from drivers.common.poison import RejectedDelivery
 from drivers.nats import NATS
 from drivers.nats.client import StrictTlsClient, TlsNotOfferedError, connect
 from drivers.nats.control import NatsControl
-from drivers.nats.names import queue_problem
+from drivers.nats.names import CONSUMER_PREFIX, queue_problem
 from drivers.nats.options import NatsOptions
 from drivers.nats.replicas import about_replicas, match_replicas, refused
 from drivers.nats.results import NatsResults
@@ -101,12 +106,20 @@ class NotSent(ConnectionError):
     """Why a job was not handed to nats-py at all (so it will not turn up after a reconnect either)."""
 
 
-class NoAcknowledgement(TimeoutError):
+class NoAcknowledgement(reach.NoAnswer):
     """The job went out but JetStream did not acknowledge it in time: it may or may not have been stored."""
 
 
+def refusal(spec: BrokerSpec, error: BaseException) -> BrokerAuthenticationError | None:
+    """The server refused the user, password or token ("Authorization Violation"), as the error to raise."""
+    refused = isinstance(error, AuthorizationError) or (
+        isinstance(error, NatsError) and "authorization violation" in str(error).lower()
+    )
+    return reach.refused(spec, error, NATS) if refused else None
+
+
 def unreachable(spec: BrokerSpec, error: BaseException) -> BrokerUnreachableError:
-    return reach.unreachable(spec, error, NATS)
+    return refusal(spec, error) or reach.unreachable(spec, error, NATS)
 
 
 def error_logger(spec: BrokerSpec) -> Any:
@@ -177,7 +190,7 @@ class NatsQueueBroker(Consuming[int], PullBasedJetStreamBroker):
 
     @staticmethod
     def durable_for(queue: str) -> str:
-        return f"workers_{queue}"
+        return CONSUMER_PREFIX + queue
 
     def consumer_config_for(self, queue: str) -> ConsumerConfig:
         return ConsumerConfig(
@@ -246,6 +259,9 @@ class NatsQueueBroker(Consuming[int], PullBasedJetStreamBroker):
             await message.nak(delay=delay)
         except NatsError as error:  # the server redelivers it after ack_wait anyway
             logger.debug("could not hand back a job: %s", error)
+
+    def refused(self, error: BaseException) -> BrokerAuthenticationError | None:
+        return refusal(self.spec, error)
 
     async def give_back(self, held: list[int]) -> None:
         """Pulled jobs this worker will not start go back to the stream now, not after ``ack_wait``."""
@@ -413,11 +429,19 @@ async def ping_with(spec: BrokerSpec, options: NatsOptions) -> None:
             connect_timeout=options.connect_timeout,
             max_reconnect_attempts=1,
             allow_reconnect=False,
-            error_cb=error_logger(spec),
+            error_cb=_raised_anyway,
         )
     except CONNECTION_ERRORS as error:
         raise unreachable(spec, error) from None
+    except NatsError as error:
+        if (refused := refusal(spec, error)) is None:
+            raise
+        raise refused from None
     await client.close()
+
+
+async def _raised_anyway(error: Exception) -> None:
+    """A ping's connection does not reconnect: what goes wrong is raised, and said once."""
 
 
 async def ping(spec: BrokerSpec) -> None:

@@ -64,15 +64,19 @@ from taskiq_aio_pika.exceptions import NoStartupError
 from drivers.base import labels, reach
 from drivers.base.contract import QueueCounts
 from drivers.base.delay import MIN_DELAY, due_at, eta_remaining
-from drivers.base.errors import BrokerUnreachableError, InvalidDelayError, QueueConfigurationError
+from drivers.base.errors import (
+    BrokerAuthenticationError,
+    InvalidDelayError,
+    QueueConfigurationError,
+)
 from drivers.base.names import check_queue_name
 from drivers.base.spec import BrokerSpec
 from drivers.common.consuming import Consuming, Taken
 from drivers.common.deadlines import SendDeadlines
 from drivers.common.pausing import CHECK_EVERY, PausedQueues
 from drivers.common.poison import RejectedDelivery
-from drivers.rabbitmq import RABBITMQ, delay_queues
-from drivers.rabbitmq.connect import connect_first, urls_of
+from drivers.rabbitmq import delay_queues
+from drivers.rabbitmq.connect import connect_first, refusal, unreachable, urls_of
 from drivers.rabbitmq.control import RabbitMQControl
 from drivers.rabbitmq.declare import Declarations
 from drivers.rabbitmq.inbox import Inbox
@@ -89,16 +93,8 @@ MAX_PRIORITY = 255  # AMQP's priority is one octet
 RETRY_PAUSE = 1.0  # before a job that could not be sent back to wait is handed to the next delivery
 
 
-def unreachable(spec: BrokerSpec, error: BaseException) -> BrokerUnreachableError:
-    return reach.unreachable(spec, error, RABBITMQ)
-
-
 def check_queue(queue: str) -> str:
     return check_queue_name(queue, name_problem, "rabbitmq")
-
-
-class NoAnswer(TimeoutError):
-    """RabbitMQ accepted the connection but did not answer in time (a network partition, a stuck server)."""
 
 
 def priority_of(message: BrokerMessage) -> int | None:
@@ -164,7 +160,7 @@ class RabbitMQBroker(Consuming[AbstractIncomingMessage], AioPikaBroker):
 
     @cached_property
     def control_state(self) -> RabbitMQControl:
-        """Restart signal and paused queues: one-message queues beside the exchange (``<exchange>.control.*``)."""
+        """Restart signal and paused queues: a stream per value beside the exchange (``<exchange>.control <name>``)."""
         return RabbitMQControl(self)
 
     async def startup(self) -> None:
@@ -190,9 +186,13 @@ class RabbitMQBroker(Consuming[AbstractIncomingMessage], AioPikaBroker):
 
     async def _connect(self) -> AbstractRobustConnection:
         label = f"Queue connection '{self.spec.name}' (rabbitmq)"
-        kwargs = {key: value for key, value in self._conn_kwargs.items() if key != "timeout"}  # client_properties
+        kwargs = self.connection_options()
         connection = await connect_first(self.spec.url, connect_timeout=self.connect_timeout, label=label, **kwargs)
         return cast(AbstractRobustConnection, connection)
+
+    def connection_options(self) -> dict[str, Any]:
+        """What every connection of this broker is opened with besides its URL (its ``client_properties``)."""
+        return {key: value for key, value in self._conn_kwargs.items() if key != "timeout"}
 
     def _precondition_error(self, error: ChannelPreconditionFailed) -> QueueConfigurationError:
         return QueueConfigurationError(
@@ -321,7 +321,7 @@ class RabbitMQBroker(Consuming[AbstractIncomingMessage], AioPikaBroker):
         except TimeoutError:
             raise unreachable(
                 self.spec,
-                NoAnswer(
+                reach.NoAnswer(
                     f"no answer within send_timeout={self.send_timeout:g}s (the job may or may not have reached "
                     "RabbitMQ: check before sending it again; "
                     f"{self.spec.setting('options', 'send_timeout')} sets the wait)"
@@ -383,6 +383,9 @@ class RabbitMQBroker(Consuming[AbstractIncomingMessage], AioPikaBroker):
                 await self._wait_again(message, time.time() + remaining)
         return taken
 
+    def refused(self, error: BaseException) -> BrokerAuthenticationError | None:
+        return refusal(self.spec, error)
+
     async def rest(self) -> None:
         """All this worker's queues are paused: no consumer left, and what was delivered goes back now."""
         await self.inbox.follow(await self._consumable_queues(), [])
@@ -410,6 +413,8 @@ class RabbitMQBroker(Consuming[AbstractIncomingMessage], AioPikaBroker):
     async def shutdown(self) -> None:
         await self.give_back_taken()
         await self.give_back(self.inbox.drain())
+        if "control_state" in self.__dict__:  # its reads have a connection of their own
+            await self.control_state.close()
         await super().shutdown()
 
     async def counts(self, queue: str) -> QueueCounts:

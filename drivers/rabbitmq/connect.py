@@ -4,7 +4,8 @@ aio-pika's ``connect_robust`` takes one URL, and neither aio-pika nor aiormq kno
 additions give client-side failover across a cluster's nodes, and everything else stays aio-pika's:
 
 - the first connection goes to the first URL that answers (each tried once, in order, with aio-pika's own
-  connect and timeout); if none does, the error names every node and why;
+  connect and timeout); if none does, the error names every node and why (``CredentialsRefused`` if one of
+  them refused the user or password: another attempt cannot help);
 - ``FailoverConnection`` is aio-pika's ``RobustConnection`` (same reconnect loop, same restored channels,
   queues and consumers) that moves to the next URL of the list before each reconnect attempt. aio-pika starts
   every attempt by clearing ``transport``, so that assignment is where it moves on: a lost node is left at
@@ -24,10 +25,15 @@ import aio_pika
 from aio_pika import RobustConnection
 from aio_pika.abc import AbstractConnection, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aiormq.exceptions import AuthenticationError, ProbableAuthenticationError
 from yarl import URL
 
+from drivers.base import reach
+from drivers.base.errors import BrokerAuthenticationError, BrokerUnreachableError
 from drivers.base.reach import scrub
+from drivers.base.spec import BrokerSpec
 from drivers.base.urls import host_port, mask_url, split_urls
+from drivers.rabbitmq import RABBITMQ
 
 logger = logging.getLogger("queue_manager.drivers.rabbitmq")
 AMQP_PORT = 5672
@@ -35,6 +41,27 @@ AMQP_PORT = 5672
 
 class NoNodeAnswered(ConnectionError):
     """None of the URLs of a connection answered (each one's reason is in the message, passwords masked later)."""
+
+
+class CredentialsRefused(NoNodeAnswered):
+    """No URL of the list could be used, and a node that answered refused the user or password."""
+
+
+# What aiormq raises when RabbitMQ refuses the login (ACCESS_REFUSED) or its mechanism.
+AUTHENTICATION_ERRORS: tuple[type[BaseException], ...] = (
+    AuthenticationError,
+    ProbableAuthenticationError,
+    CredentialsRefused,
+)
+
+
+def refusal(spec: BrokerSpec, error: BaseException) -> BrokerAuthenticationError | None:
+    """RabbitMQ refused the login (ACCESS_REFUSED), as the error to raise."""
+    return reach.refused(spec, error, RABBITMQ) if isinstance(error, AUTHENTICATION_ERRORS) else None
+
+
+def unreachable(spec: BrokerSpec, error: BaseException) -> BrokerUnreachableError:
+    return refusal(spec, error) or reach.unreachable(spec, error, RABBITMQ)
 
 
 def urls_of(url: str | None) -> list[str]:
@@ -79,14 +106,16 @@ async def connect_first(
     if robust:
         kwargs["connection_class"] = partial(FailoverConnection, urls=urls, label=label)
     reasons: list[str] = []
+    refused = False
     for candidate in urls:
         try:
             connection = await connect(candidate, timeout=connect_timeout, **kwargs)
         except CONNECTION_EXCEPTIONS as error:
+            refused = refused or isinstance(error, AUTHENTICATION_ERRORS)
             reason = scrub(f"{type(error).__name__}: {error}", url)
             reasons.append(f"{host_port(candidate, AMQP_PORT)}: {reason}")
             continue
         if candidate != urls[0]:
             logger.warning("%s: %s did not answer; connected through %s", label, reasons[-1], mask_url(candidate))
         return connection
-    raise NoNodeAnswered(f"no node of the list answered ({'; '.join(reasons)})")
+    raise (CredentialsRefused if refused else NoNodeAnswered)(f"no node of the list answered ({'; '.join(reasons)})")

@@ -4,7 +4,7 @@ them before redis-py is imported: their registry entries, the app's Redis variab
 
 One server, a Sentinel-watched master or a Redis Cluster (``target``); what the two brokers share is in
 ``sending`` and ``connecting``, results in ``results``, batched round trips in ``batch``, the control state in
-``control``, the Lua scripts in ``lua/``.
+``control``, the queue-name rule in ``names``, the Lua scripts in ``lua/``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from drivers.base.contract import DriverInfo
 from drivers.base.errors import QueueConfigurationError
+from drivers.redis.names import queue_problem
 from drivers.redis.options import RedisOptions, RedisStreamOptions
 from drivers.redis.target import SENTINEL_SCHEMES, scheme_of, target_problem
 
@@ -81,6 +82,7 @@ def _info(
         env_url=url_from_env,
         url_variables=("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB"),
         url_problem=topology_problem,
+        queue_rule=queue_problem,
         idle_wait=idle_wait,
         redis_store_url=store_url,
     )

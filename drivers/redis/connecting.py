@@ -14,14 +14,21 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ClusterError, ReadOnlyError, RedisClusterException, SlotNotCoveredError, TryAgainError
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterError,
+    ReadOnlyError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker
 from taskiq.serializers import JSONSerializer
 
 from drivers.base import reach
-from drivers.base.errors import BrokerUnreachableError
+from drivers.base.errors import BrokerAuthenticationError, BrokerUnreachableError
 from drivers.base.spec import BrokerSpec
 from drivers.redis import LIST
 from drivers.redis.batch import RedisBatcher
@@ -46,9 +53,14 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 FETCH_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, ReadOnlyError)
 
 
+def refusal(spec: BrokerSpec, error: BaseException) -> BrokerAuthenticationError | None:
+    """A refused user or password (WRONGPASS, NOAUTH: redis-py's AuthenticationError), as the error to raise."""
+    return reach.refused(spec, error, LIST) if isinstance(error, AuthenticationError) else None
+
+
 def unreachable(spec: BrokerSpec, error: BaseException) -> BrokerUnreachableError:
     """The list and stream drivers share their server facts (port, start hint)."""
-    return reach.unreachable(spec, error, LIST)
+    return refusal(spec, error) or reach.unreachable(spec, error, LIST)
 
 
 def connection_kwargs(options: RedisCommonOptions, block_seconds: float) -> dict[str, Any]:
@@ -83,14 +95,10 @@ def result_backend(spec: BrokerSpec, options: RedisCommonOptions) -> RedisResult
     return results
 
 
-class NoAnswer(TimeoutError):
-    """The server accepted the connection but did not answer in time (a network partition, a stuck server)."""
-
-
 def no_answer(spec: BrokerSpec, seconds: float, option: str = "send_timeout") -> BrokerUnreachableError:
     return unreachable(
         spec,
-        NoAnswer(
+        reach.NoAnswer(
             f"no answer within {option}={seconds:g}s (the job may or may not have reached it: check before "
             f"sending it again; {spec.setting('options', option)} sets the wait)"
         ),

@@ -1,16 +1,22 @@
-"""The Redis brokers' control state (``base.control``): plain keys beside the queues, counters that expire."""
+"""The Redis brokers' control state (``base.control``): plain keys beside the queues, counters that expire.
+
+A value's key is ``<prefix>control <name>`` (``queues:control paused:emails``): a queue's keys are ``<prefix><queue>``
+and a queue name may hold ``:`` but no space (``base.names.CONTROL_MARK``), so no queue can be named like a control
+value. (They were ``<prefix>control:<name>``: ``queue:pause redis:foo`` overwrote the queue ``control:paused:foo``.)
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drivers.base.control import ControlState
+from drivers.base.names import CONTROL_MARK
 
 
 class RedisControl(ControlState):
     def __init__(self, redis: Any, prefix: str, cluster: bool) -> None:
         self.redis = redis
-        self.prefix = f"{prefix}control:"
+        self.prefix = f"{prefix}control{CONTROL_MARK}"
         self.cluster = cluster
 
     async def get(self, name: str) -> str | None:
@@ -28,6 +34,9 @@ class RedisControl(ControlState):
             pipe.incrby(self.prefix + name, amount)
             pipe.expire(self.prefix + name, ttl, nx=True)
             await pipe.execute()
+
+    async def claim(self, name: str, ttl: int) -> bool:
+        return bool(await self.redis.set(self.prefix + name, "1", nx=True, ex=ttl))
 
     async def counters(self, names: list[str]) -> list[int] | None:
         keys = [self.prefix + name for name in names]

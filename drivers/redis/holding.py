@@ -11,10 +11,12 @@ from typing import Any, ClassVar
 
 from redis.exceptions import ReadOnlyError
 
+from drivers.base.errors import BrokerAuthenticationError
+from drivers.base.spec import BrokerSpec
 from drivers.common.consuming import Consuming
 from drivers.common.in_flight import InFlight
 from drivers.redis.batch import RedisBatcher
-from drivers.redis.connecting import FETCH_ERRORS
+from drivers.redis.connecting import FETCH_ERRORS, refusal
 
 
 class RedisHolding(Consuming[int]):
@@ -22,6 +24,7 @@ class RedisHolding(Consuming[int]):
     in_flight: InFlight[Any]
     batcher: RedisBatcher
     sender: Any
+    spec: BrokerSpec
 
     async def lost(self, error: BaseException) -> None:
         """READONLY: the pooled connections point at a server that is no master now; new ones ask Sentinel
@@ -29,6 +32,10 @@ class RedisHolding(Consuming[int]):
         pool = getattr(self.sender, "connection_pool", None)
         if isinstance(error, ReadOnlyError) and pool is not None:
             await pool.disconnect()
+
+    def refused(self, error: BaseException) -> BrokerAuthenticationError | None:
+        """The user or password changed under a running worker: its reconnects are refused (WRONGPASS)."""
+        return refusal(self.spec, error)
 
     async def return_jobs(self, held: list[Any]) -> None:
         """Put these held jobs back where another worker takes them now."""

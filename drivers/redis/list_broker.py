@@ -50,6 +50,7 @@ from drivers.redis.connecting import (
     unreachable,
 )
 from drivers.redis.holding import RedisHolding
+from drivers.redis.names import check_queue
 from drivers.redis.options import RedisOptions
 from drivers.redis.sending import MIGRATE_BATCH, RedisSending, delayed_key
 from drivers.redis.target import tagged, target_of
@@ -97,7 +98,7 @@ class RedisListBroker(RedisHolding, RedisSending, ListQueueBroker):
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Serve these queues, first one first (call before the worker starts listening)."""
-        self.queues = list(queues)
+        self.queues = [check_queue(queue, self.spec.driver) for queue in queues]
 
     def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
         return redis.lpush(key, message.message)

@@ -25,6 +25,7 @@ from drivers.base.delay import MIN_DELAY, due_at
 from drivers.base.spec import BrokerSpec
 from drivers.redis.connecting import CONNECTION_ERRORS, bounded, check_reachable, unreachable
 from drivers.redis.control import RedisControl
+from drivers.redis.names import check_queue
 from drivers.redis.options import RedisCommonOptions
 from drivers.redis.target import RedisTarget, client_for, sentinel_pool, tagged
 
@@ -124,7 +125,7 @@ class RedisSending:
 
     @cached_property
     def control_state(self) -> RedisControl:
-        """Restart signal, paused queues and throughput counters: keys beside the queues (``<prefix>control:``)."""
+        """Restart signal, paused queues and throughput counters: keys beside the queues (``<prefix>control <x>``)."""
         return RedisControl(self.sender, self.prefix, self.cluster)
 
     @cached_property
@@ -146,7 +147,8 @@ class RedisSending:
         await super().startup()  # type: ignore[misc]
 
     def _send(self, redis: Any, message: BrokerMessage) -> Any:
-        key = self.key_for(message.labels.get(labels.QUEUE))
+        queue = message.labels.get(labels.QUEUE)
+        key = self.key_for(check_queue(queue, self.spec.driver) if queue else None)
         due = due_at(message)  # InvalidDelayError here, before anything is sent
         if due is None or due - time.time() <= MIN_DELAY:
             return self.push(redis, key, message)

@@ -65,6 +65,7 @@ from drivers.redis.connecting import (
     unreachable,
 )
 from drivers.redis.holding import RedisHolding
+from drivers.redis.names import check_queue
 from drivers.redis.options import RedisStreamOptions
 from drivers.redis.sending import DelayedJobs, RedisSending, delayed_key
 from drivers.redis.target import tagged, target_of
@@ -108,8 +109,8 @@ class RedisStreamQueueBroker(RedisHolding, RedisSending, RedisStreamBroker):
 
     def listen_to(self, queues: Sequence[str]) -> None:
         """Read these queues' streams (call before the worker starts listening)."""
-        self.queues = list(queues)
-        self.streams = [self.key_for(queue) for queue in queues]
+        self.queues = [check_queue(queue, self.spec.driver) for queue in queues]
+        self.streams = [self.key_for(queue) for queue in self.queues]
         self.queue_name = self.streams[0]
 
     async def _declare_consumer_group(self) -> None:

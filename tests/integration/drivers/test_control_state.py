@@ -33,6 +33,6 @@ async def test_set_get_and_delete_a_shared_value(driver: str) -> None:
         assert await control.get(name) is None
     finally:
         if driver == "rabbitmq":
-            await writer.broker.write_channel.queue_delete(f"queues.control.{name}")  # type: ignore[attr-defined]
+            await control.delete(name)  # type: ignore[union-attr]
         await manager.shutdown()
         await reader.shutdown()
