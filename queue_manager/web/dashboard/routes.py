@@ -18,10 +18,13 @@ from starlette.exceptions import HTTPException
 from drivers import DRIVERS, BrokerUnreachableError, QueueConfigurationError
 from drivers.base.names import check_queue_name
 from queue_manager.errors import RetryError
+from queue_manager.failed import FailedJob
 from queue_manager.manager import QueueManager
 from queue_manager.web.dashboard.page import render_page
-from queue_manager.web.dashboard.stats import collect, dashboard_connections, describe, ping_unresolved, scrub
-from queue_manager.web.dashboard.stats import secrets as connection_secrets
+from queue_manager.web.dashboard.stats import collect
+from queue_manager.web.health import health
+from queue_manager.web.masking import passwords, scrub
+from queue_manager.web.probe import Probe, describe
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -31,7 +34,13 @@ class Dashboard:
     """What the routes serve, kept on the app (``app.state.queue_dashboard``) by ``add_dashboard``."""
 
     manager: QueueManager
+    probe: Probe  # shared with the health route
+    checked: list[str]  # the connections the health route checks
+    shown: list[str]  # the connections the dashboard shows, and the only ones it pauses
     api: str  # the API's path, for the page's script: ``{path}/api``
+
+    async def stats(self) -> dict[str, Any]:
+        return await collect(self.manager, self.probe, self.shown)
 
 
 def current(request: Request) -> Dashboard:
@@ -78,12 +87,19 @@ async def dashboard_page(dashboard: Current) -> HTMLResponse:
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",
     }
-    return HTMLResponse(render_page(await collect(dashboard.manager), dashboard.api, nonce), headers=headers)
+    return HTMLResponse(render_page(await dashboard.stats(), dashboard.api, nonce), headers=headers)
 
 
 @router.get("/api/stats", response_model=None)
 async def dashboard_stats(dashboard: Current) -> JSONResponse:
-    return JSONResponse(await collect(dashboard.manager), headers=NO_STORE)
+    return JSONResponse(await dashboard.stats(), headers=NO_STORE)
+
+
+@router.get("/api/health", response_model=None)
+async def dashboard_health(dashboard: Current) -> JSONResponse:
+    """The health route's answer with each connection's driver, latency and error: for those the guard lets in."""
+    status, body = await health(dashboard.probe, dashboard.checked, details=True)
+    return JSONResponse(body, status, headers=NO_STORE)
 
 
 class DashboardError(Exception):
@@ -128,20 +144,20 @@ async def json_body(request: Request, *fields: str) -> dict[str, str]:
     return values
 
 
-Action = Callable[[QueueManager, dict[str, str]], Awaitable[dict[str, Any]]]
+Action = Callable[[Dashboard, dict[str, str]], Awaitable[dict[str, Any]]]
 
 
 def action(path: str, *fields: str) -> Callable[[Action], Action]:
-    """Serve ``act(manager, body)`` as ``POST {path}``, ``body`` the request's checked ``fields``: what it returns
+    """Serve ``act(dashboard, body)`` as ``POST {path}``, ``body`` the request's checked ``fields``: what it returns
     is the JSON answer, what it raises an ``{"error": ...}`` without the connections' passwords."""
 
     def register(act: Action) -> Action:
         async def endpoint(request: Request, dashboard: Current) -> JSONResponse:
             try:
-                return JSONResponse(await act(dashboard.manager, await json_body(request, *fields)), headers=NO_STORE)
+                return JSONResponse(await act(dashboard, await json_body(request, *fields)), headers=NO_STORE)
             except Exception as error:
                 status, message = refusal(error)
-                body = {"error": scrub(message, connection_secrets(dashboard.manager))}
+                body = {"error": scrub(message, passwords(dashboard.manager))}
                 return JSONResponse(body, status, headers=NO_STORE)
 
         router.add_api_route(path, endpoint, methods=["POST"], name=act.__name__, response_model=None)
@@ -150,17 +166,12 @@ def action(path: str, *fields: str) -> Callable[[Action], Action]:
     return register
 
 
-def target(manager: QueueManager, body: dict[str, str]) -> tuple[str, str]:
-    """The (connection, queue) of a pause/resume: one the dashboard shows, else 404.
-
-    Checked without resolving the connection, so one whose server is down stays unresolved (the health route
-    checks the resolved ones): ``set_paused`` pings it first."""
-    name, queue = body["connection"], body["queue"]
-    shown = dashboard_connections(manager)
-    if name not in shown:
-        raise DashboardError(
-            404, f"Unknown queue connection {name!r} (the dashboard shows {', '.join(map(repr, shown))})."
-        )
+def target(dashboard: Dashboard, body: dict[str, str]) -> tuple[str, str]:
+    """The (connection, queue) of a pause/resume: one the dashboard shows, else 404."""
+    manager, name, queue = dashboard.manager, body["connection"], body["queue"]
+    if name not in dashboard.shown:
+        shown = ", ".join(map(repr, dashboard.shown))
+        raise DashboardError(404, f"Unknown queue connection {name!r} (the dashboard shows {shown}).")
     driver = manager.settings.connections[name].driver
     known = DRIVERS.get(driver)
     check_queue_name(queue, known.queue_rule if known is not None else None, driver)
@@ -174,29 +185,35 @@ def target(manager: QueueManager, body: dict[str, str]) -> tuple[str, str]:
     return name, queue
 
 
-async def set_paused(manager: QueueManager, body: dict[str, str], pause: bool) -> dict[str, Any]:
-    name, queue = target(manager, body)
-    await ping_unresolved(manager, name)  # a server that is down: 503, the connection left unresolved
-    connection = manager.connection(name)
+async def set_paused(dashboard: Dashboard, body: dict[str, str], pause: bool) -> dict[str, Any]:
+    name, queue = target(dashboard, body)
+    [answer] = await dashboard.probe.check([name])
+    if not answer["ok"]:  # a server that is down: 503 at once, with why
+        raise DashboardError(503, answer["error"])
+    connection = dashboard.manager.connection(name)
     await (connection.pause(queue) if pause else connection.resume(queue))
     return {"connection": name, "queue": queue, "paused": await connection.paused(queue)}
 
 
 @action("/api/queues/pause", "connection", "queue")
-async def pause_queue(manager: QueueManager, body: dict[str, str]) -> dict[str, Any]:
-    return await set_paused(manager, body, pause=True)
+async def pause_queue(dashboard: Dashboard, body: dict[str, str]) -> dict[str, Any]:
+    return await set_paused(dashboard, body, pause=True)
 
 
 @action("/api/queues/resume", "connection", "queue")
-async def resume_queue(manager: QueueManager, body: dict[str, str]) -> dict[str, Any]:
-    return await set_paused(manager, body, pause=False)
+async def resume_queue(dashboard: Dashboard, body: dict[str, str]) -> dict[str, Any]:
+    return await set_paused(dashboard, body, pause=False)
 
 
 @action("/api/failed/retry", "id")
-async def retry_failed(manager: QueueManager, body: dict[str, str]) -> dict[str, Any]:
-    if await manager.failed.find(body["id"]) is None:
-        raise DashboardError(404, f"No failed job with id {body['id']!r}.")
-    retried = await manager.failed.retry([body["id"]])
+async def retry_failed(dashboard: Dashboard, body: dict[str, str]) -> dict[str, Any]:
+    manager = dashboard.manager
+    await found(manager, body["id"])
+    try:
+        retried = await manager.failed.retry([body["id"]])
+    except QueueConfigurationError:
+        await found(manager, body["id"])  # forgotten (or retried) meanwhile, by another click or a command: 404
+        raise
     return {
         "retried": [
             {"id": r.id, "connection": r.connection, "queue": r.queue, "task_id": r.handle.task_id} for r in retried
@@ -205,8 +222,20 @@ async def retry_failed(manager: QueueManager, body: dict[str, str]) -> dict[str,
 
 
 @action("/api/failed/forget", "id")
-async def forget_failed(manager: QueueManager, body: dict[str, str]) -> dict[str, Any]:
-    job = await manager.failed.find(body["id"])
-    if job is None or not await manager.failed.forget(job.id):
-        raise DashboardError(404, f"No failed job with id {body['id']!r}.")
+async def forget_failed(dashboard: Dashboard, body: dict[str, str]) -> dict[str, Any]:
+    job = await found(dashboard.manager, body["id"])
+    if not await dashboard.manager.failed.forget(job.id):
+        raise no_such_job(body["id"])
     return {"forgotten": job.id}
+
+
+async def found(manager: QueueManager, id: str) -> FailedJob:
+    """The failed job ``id`` names, else 404."""
+    job = await manager.failed.find(id)
+    if job is None:
+        raise no_such_job(id)
+    return job
+
+
+def no_such_job(id: str) -> DashboardError:
+    return DashboardError(404, f"No failed job with id {id!r}.")

@@ -9,23 +9,17 @@ Needs Debian's Chromium at /usr/bin/chromium (``apt-get install -y chromium``; .
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import urllib.request
 from collections.abc import Iterator
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.web.uvicorn import uvicorn, wait_up
 from tests.helpers import (
-    PYTHON,
     ROOT,
-    SEED_APP,
     SERVER_DRIVERS,
-    clean_environ,
     cleanup,
     connections_env,
     dispatch_jobs,
@@ -34,7 +28,6 @@ from tests.helpers import (
     unique,
     wait_for,
 )
-from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -69,61 +62,17 @@ def queues() -> Iterator[dict[str, str]]:
     names = {driver: unique(f"{WORDS[driver]}-")[:14] for driver in SERVER_DRIVERS}
     yield names
     for driver, queue in names.items():
-        cleanup(driver, queue)
-    _drop_rabbitmq_pause_flag(names["rabbitmq"])
-
-
-def _drop_rabbitmq_pause_flag(queue: str) -> None:
-    import asyncio
-
-    async def drop() -> None:
-        import aio_pika
-
-        async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as amqp:
-            channel = await amqp.channel()
-            with suppress(Exception):
-                await channel.queue_delete(f"queues.control.paused:{queue}")
-
-    asyncio.run(drop())
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+        cleanup(driver, queue)  # its jobs and its pause flag
 
 
 @pytest.fixture
 def server(queues: dict[str, str], record_dir: Path, tmp_path: Path) -> Iterator[Server]:
-    """The example app (tests/app, ``bootstrap.application:app``) under a real uvicorn, dashboard on."""
-    port = free_port()
+    """The example app under a real uvicorn, dashboard on, showing the four server connections."""
     env = connections_env(queues, record_dir, "redis", QUEUE_DASHBOARD="true")
     log = tmp_path / "uvicorn.log"
-    argv = [PYTHON, "-m", "uvicorn", "bootstrap.application:app.fastapi", "--log-level", "warning"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [*argv, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=SEED_APP,
-            env=clean_environ(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        up = wait_for(lambda: _answers(f"{url}/queue/health") or process.poll() is not None, timeout=90)
-        assert up and process.poll() is None, log.read_text()
+    with uvicorn(env, log) as (url, process):
+        wait_up(url, process, log)
         yield Server(url, env, log)
-    finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture
