@@ -18,6 +18,7 @@ from queue_manager.connection import Connection
 from queue_manager.context import use_manager
 from queue_manager.dispatch import PendingDispatch, dispatch
 from queue_manager.errors import (
+    BrokerAuthenticationError,
     BrokerUnreachableError,
     BulkDispatchError,
     DispatchUnreachableError,
@@ -56,6 +57,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BrokerAuthenticationError",
     "BrokerFactory",
     "BrokerSpec",
     "BrokerUnreachableError",

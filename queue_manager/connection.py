@@ -24,6 +24,7 @@ from drivers.base.control import ControlState, control_of, paused_key
 from drivers.base.names import check_queue_name
 from queue_manager.dispatch import PendingDispatch
 from queue_manager.errors import BulkDispatchError, raise_if_unreachable
+from queue_manager.handles import QueueKicker
 from queue_manager.sending import kiq_many
 
 Pinger = Callable[[BrokerSpec], Awaitable[None]]
@@ -174,6 +175,7 @@ class Connection:
         """Send a pending dispatch now, starting the connection on first use. An unreachable broker raises
         ``DispatchUnreachableError`` whether it failed at the start or at the send (TaskIQ's kicker wraps
         the latter in ``SendTaskError``)."""
+        self.check_queue(pending.queue)  # this driver's rule, before TaskIQ's kicker would wrap its refusal
         try:
             if not self._started:
                 await self.startup()
@@ -194,7 +196,7 @@ class Connection:
         through TaskIQ's kicker like any dispatch; ``task_id`` keeps the one an earlier handle waits on."""
         if not self._started:
             await self.startup()
-        kicker: AsyncKicker[Any, Any] = AsyncKicker(task_name, self.broker, labels)
+        kicker: AsyncKicker[Any, Any] = QueueKicker(task_name, self.broker, labels)
         if task_id:
             kicker = kicker.with_task_id(task_id)
         return await kicker.kiq(*args, **kwargs)
@@ -228,6 +230,7 @@ class Connection:
         if queue is not None:
             pending.on_queue(queue)
         pending.close()  # a template for the kickers, never sent itself
+        self.check_queue(pending.queue)
         outcomes = await kiq_many(pending.kicker, self.broker, list(jobs))
         sent = [outcome for outcome in outcomes if isinstance(outcome, AsyncTaskiqTask)]
         failed = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)]

@@ -23,6 +23,7 @@ from drivers.base.delay import checked_due, due_from
 from drivers.base.names import check_queue_name
 from queue_manager.context import Destination, current
 from queue_manager.errors import NeverAwaitedWarning
+from queue_manager.handles import QueueKicker
 
 Delay = float | int | timedelta | datetime
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -151,7 +152,7 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
     def kicker(self, broker: AsyncBroker) -> AsyncKicker[Any, Any]:
         """TaskIQ's kicker for this job: every send (one job or a bulk) goes through its ``kiq``."""
         labels = {**self.task.labels, **self.labels}
-        return AsyncKicker(
+        return QueueKicker(
             task_name=self.task.task_name,
             broker=broker,
             labels={key: value for key, value in labels.items() if value is not None},

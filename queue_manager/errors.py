@@ -7,6 +7,7 @@ from typing import Any
 from taskiq.exceptions import SendTaskError
 
 from drivers.base.errors import (
+    BrokerAuthenticationError,
     BrokerUnreachableError,
     InvalidDelayError,
     MissingExtraError,
@@ -42,13 +43,18 @@ class DispatchUnreachableError(BrokerUnreachableError, SendTaskError):
         return f"{type(self).__name__}({str(self)!r})"
 
 
+class DispatchAuthenticationError(DispatchUnreachableError, BrokerAuthenticationError):
+    """A send the broker refused for its credentials: ``except BrokerAuthenticationError`` catches it too."""
+
+
 def raise_if_unreachable(error: BaseException) -> None:
     """Raise ``DispatchUnreachableError`` (from the original cause) instead of ``error`` when a send failed
     because the broker is unreachable: TaskIQ's ``SendTaskError`` caused by it, or that cause itself. Returns
     otherwise, and the caller re-raises ``error`` as it is."""
     cause = error.__cause__ if isinstance(error, SendTaskError) else error
     if isinstance(cause, BrokerUnreachableError) and not isinstance(cause, DispatchUnreachableError):
-        raise DispatchUnreachableError(str(cause)) from cause
+        refused = isinstance(cause, BrokerAuthenticationError)
+        raise (DispatchAuthenticationError if refused else DispatchUnreachableError)(str(cause)) from cause
 
 
 class NeverAwaitedWarning(RuntimeWarning):
@@ -61,6 +67,7 @@ class RetryError(RuntimeError):
 
 
 __all__ = [
+    "BrokerAuthenticationError",
     "BrokerUnreachableError",
     "BulkDispatchError",
     "DispatchUnreachableError",

@@ -9,7 +9,12 @@ imported when its connection is first asked for.
 from __future__ import annotations
 
 import copy
+import importlib
+import importlib.util
 import logging
+import os
+import re
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
@@ -23,6 +28,7 @@ from drivers import DRIVERS, BrokerFactory, BrokerSpec, BrokerUnreachableError, 
 from drivers.base import labels
 from drivers.base.contract import BuildsOnConnections, SharesResults
 from drivers.base.errors import unknown_name_error
+from drivers.base.reach import unreachable
 from drivers.common.poison import RejectsPoison
 from queue_manager.connection import Connection, Pinger
 from queue_manager.context import current
@@ -132,10 +138,37 @@ class QueueManager:
     def resolved(self) -> dict[str, Connection]:
         return dict(self._connections)
 
+    @property
+    def app_name(self) -> str:
+        """This app's name as a key (``QUEUE_APP_NAME``, else ``APP_NAME``): what scopes ``queue:restart``."""
+        name = self.settings.app_name or os.environ.get("APP_NAME") or "app"
+        return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "app"
+
+    def used_connections(self) -> list[str]:
+        """The connections this app uses: the default, every one its settings name, and those they send to (a
+        failover's). What commands without a connection argument act on, so an app on Redis alone never connects
+        to RabbitMQ or NATS because they are built in."""
+        used = [self._default, *self.settings.configured]
+        for name in list(used):
+            settings = self.settings.connections.get(name)
+            known = DRIVERS.get(settings.driver) if settings is not None else None
+            if known is not None and known.uses is not None and settings is not None:
+                used.extend(known.uses(settings.options))
+        return [name for name in dict.fromkeys(used) if name in self.settings.connections]
+
+    def import_tasks(self) -> None:
+        """Import the app's task modules (``QUEUE_TASKS``), so the queues their tasks declare are known to a
+        process that never imported them itself (an artisan command, the dashboard). A module missing from the
+        default setting is skipped; one named explicitly is checked at boot."""
+        for module in self.settings.tasks:
+            if module not in sys.modules and _findable(module):
+                importlib.import_module(module)
+
     def queues(self, name: str | None = None) -> list[str]:
         """The queues the app is known to use on a connection: its own, and those its tasks declare."""
         key = name or self._default
         self.check_connection_name(key)
+        self.import_tasks()
         known = {self.settings.connections[key].queue}
         for found in [*AsyncBroker.global_task_registry.values(), *self._tasks.values()]:
             declared = found.labels.get(labels.QUEUE)
@@ -163,7 +196,7 @@ class QueueManager:
         self._tasks.update(broker.local_task_registry)
         broker.local_task_registry = self._tasks
         if not any(isinstance(m, RetryMiddleware) for m in broker.middlewares):
-            broker.add_middlewares(RetryMiddleware(partial(self.failed.record, name)))
+            broker.add_middlewares(RetryMiddleware(partial(self.failed.record, name), self.failed))
         broker.add_middlewares(*(make() for make in self._middlewares))
         if isinstance(broker, RejectsPoison):  # a message no worker can run is recorded, then acknowledged
             broker.poison_handler = partial(self.failed.record_poison, name)
@@ -203,9 +236,13 @@ class QueueManager:
         for connection in list(self._connections.values()):
             try:
                 await connection.startup()
-            except BrokerUnreachableError as error:
-                if strict:
+            except Exception as error:  # down, or another service answers at its port (a library's own error)
+                if strict or isinstance(error, QueueConfigurationError):
                     raise
+                known = DRIVERS.get(connection.driver)
+                if not isinstance(error, BrokerUnreachableError):  # in our words: host:port, never the password
+                    why = f"Queue connection '{connection.name}' did not start ({type(error).__name__})."
+                    error = unreachable(connection.spec, error, known) if known else BrokerUnreachableError(why)
                 logger.warning(
                     "%s The app starts anyway: dispatching on connection '%s' raises BrokerUnreachableError "
                     "until its server answers, then works without a restart.",
@@ -240,6 +277,15 @@ class QueueManager:
     def validate(self) -> None:
         """Check every connection now, so a bad setting fails at boot instead of at first dispatch."""
         self.check_connection_name(self._default)
+        if "tasks" in self.settings.model_fields_set:
+            missing = [module for module in self.settings.tasks if not _findable(module)]
+            if missing:
+                prefix = str(type(self.settings).model_config.get("env_prefix") or "").upper()
+                raise QueueConfigurationError(
+                    f"{prefix}TASKS names task module(s) that cannot be found: {', '.join(missing)}. Name the "
+                    "modules that hold your tasks, comma-separated (app.tasks,app.jobs), importable from where "
+                    "the app runs."
+                )
         for name in self.settings.connections:
             self._validate_connection(name, self.settings.spec(name))
         self.failed.check()
@@ -306,6 +352,13 @@ class QueueManager:
             f"<QueueManager default={self._default!r} connections={self.connection_names} "
             f"resolved={sorted(self._connections)}>"
         )
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def current_manager() -> QueueManager:

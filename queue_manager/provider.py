@@ -88,14 +88,10 @@ class QueueProvider(Provider):
             return
         manager: QueueManager = self.app.make("queue.manager")
         inner = router.lifespan_context
-        if manager.settings.health_path:
-            from queue_manager.web.health import add_health_route
+        if manager.settings.health_path or manager.settings.dashboard:
+            from queue_manager.web import add_routes
 
-            add_health_route(self.app.fastapi, manager, manager.settings.health_path)
-        if manager.settings.dashboard:
-            from queue_manager.web.dashboard import add_dashboard  # only when asked for: it is not small
-
-            add_dashboard(self.app.fastapi, manager, manager.settings.dashboard_path, manager.settings.dashboard_guard)
+            add_routes(self.app, manager)
 
         @asynccontextmanager
         async def queue_lifespan(app: Any) -> AsyncIterator[Any]:

@@ -23,6 +23,7 @@ from drivers.base.names import check_queue_name
 from queue_manager.context import current, has_manager
 from queue_manager.dispatch import PendingDispatch
 from queue_manager.errors import raise_if_unreachable
+from queue_manager.handles import QueueKicker
 
 if TYPE_CHECKING:
     from queue_manager.failed.record import FailedJob
@@ -47,7 +48,7 @@ class QueueTask(AsyncTaskiqDecoratedTask[P, R]):
         """TaskIQ's kicker on the default connection's broker; ``.with_broker(b)`` works with no manager set
         up (the registry stands in until then, and sends through the manager if one exists by then)."""
         broker = current().connection().broker if has_manager() else registry
-        return AsyncKicker(self.task_name, broker, dict(self.labels), self.return_type)
+        return QueueKicker(self.task_name, broker, dict(self.labels), self.return_type)
 
     async def kiq(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskiqTask[R]:  # type: ignore[override]
         return await PendingDispatch(self, args, kwargs)
@@ -61,6 +62,9 @@ class BrokerTask(AsyncTaskiqDecoratedTask[P, R]):
     """What the guide's ``@broker.task`` makes on a connection's broker: TaskIQ's task, except that an
     unreachable broker raises ``DispatchUnreachableError`` (also TaskIQ's ``SendTaskError``), as ``dispatch``
     does, instead of a bare ``SendTaskError`` that ``except BrokerUnreachableError`` misses."""
+
+    def kicker(self) -> AsyncKicker[P, R]:
+        return QueueKicker(self.task_name, self.broker, dict(self.labels), self.return_type)
 
     async def kiq(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskiqTask[R]:
         try:

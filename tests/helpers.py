@@ -145,7 +145,9 @@ def recorded(path: Path) -> list[int]:
 
 
 async def cleanup_queue(driver: str, queue: str) -> None:
-    """Delete what a test's unique queue left on the shared servers."""
+    """Delete what a test's unique queue left on the shared servers: its jobs, and its pause flag (through the
+    driver's own control state, so the flag's name is the driver's)."""
+    await _drop_pause_flag(driver, queue)
     if driver in ("redis", "redis_stream"):
         from redis.asyncio import Redis
 
@@ -171,6 +173,18 @@ async def cleanup_queue(driver: str, queue: str) -> None:
                 await js.purge_stream("QUEUES", subject=f"queues.{queue}")
         finally:
             await client.close()
+
+
+async def _drop_pause_flag(driver: str, queue: str) -> None:
+    from queue_manager import QueueManager
+    from queue_manager.settings import load_settings
+
+    manager = QueueManager(load_settings({"driver": driver}))
+    try:
+        with suppress(Exception):  # a server that is down, a name the driver refuses: nothing was paused there
+            await manager.connection(driver).resume(queue)
+    finally:
+        await manager.shutdown()
 
 
 def cleanup(driver: str, queue: str) -> None:

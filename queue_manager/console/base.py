@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from fastapi_startkit.console import Command
@@ -19,15 +19,21 @@ T = TypeVar("T")
 DEFAULT_TASKS = "app.tasks"
 
 
-def task_modules(value: str | None) -> list[str]:
-    modules = [m.strip() for m in (value or DEFAULT_TASKS).split(",") if m.strip()]
+def task_modules(value: str | None, default: Sequence[str] = (DEFAULT_TASKS,)) -> list[str]:
+    """``--tasks=a,b`` (else ``default``: the ``QUEUE_TASKS`` setting), each checked to exist."""
+    modules = [m.strip() for m in value.split(",") if m.strip()] if value else list(default)
     for module in modules:
         try:
             found = importlib.util.find_spec(module)
         except (ImportError, ValueError):
             found = None
         if found is None:
-            hint = "" if value else " (the default); name your task modules with --tasks=app.tasks,app.mail"
+            hint = (
+                ""
+                if value
+                else " (QUEUE_TASKS, default app.tasks); name your task modules with --tasks=app.tasks,app.mail "
+                "or QUEUE_TASKS=app.tasks,app.mail"
+            )
             raise QueueConfigurationError(f"Task module {module!r} cannot be found{hint}.")
     return modules
 

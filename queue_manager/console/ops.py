@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Iterable
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from cleo.helpers import argument, option
 
 from drivers import BrokerUnreachableError, QueueConfigurationError
-from queue_manager.console.base import ManagerCommand
+from queue_manager.console.base import ManagerCommand, task_modules
 
 if TYPE_CHECKING:
     from queue_manager.manager import QueueManager
@@ -38,11 +39,19 @@ def cell(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+TASKS_OPTION = option(
+    "tasks", None, "Modules holding your tasks, whose queues to list too (default: QUEUE_TASKS)", flag=False
+)
+
+
 class OperatingCommand(ManagerCommand):
     refused_code = 2
 
     def targets(self, values: Iterable[str] | None, default_all: bool = True) -> list[tuple[str, str]]:
         manager: QueueManager = self.container.make("queue.manager")
+        if self.option("tasks") if self.definition.has_option("tasks") else None:
+            for module in task_modules(self.option("tasks")):
+                importlib.import_module(module)
         given = [v for v in (values or []) if v]
         if given:
             return parse_targets(manager, given)
@@ -55,6 +64,7 @@ class QueueSizeCommand(OperatingCommand):
     name = "queue:size"
     description = "Jobs waiting, delayed and running per queue (default: the default connection's queues)."
     arguments = [argument("queues", "connection:queue ... (e.g. redis:emails nats)", optional=True, multiple=True)]
+    options = [TASKS_OPTION]
 
     def handle(self) -> int:
         try:
@@ -112,9 +122,11 @@ class QueueClearCommand(OperatingCommand):
 
 class QueueMonitorCommand(OperatingCommand):
     name = "queue:monitor"
-    description = "Each queue's size and status; exits 1 (and logs a warning) when one is over --max."
-    arguments = [argument("queues", "connection:queue,... to watch", multiple=True)]
-    options = [option("max", None, "The most jobs a queue may hold (1000)", flag=False, default="1000")]
+    description = (
+        "Each queue's size and status; exits 1 (and logs a warning) when one is over --max or cannot be reached."
+    )
+    arguments = [argument("queues", "connection:queue,... to watch", optional=True, multiple=True)]
+    options = [option("max", None, "The most jobs a queue may hold (1000)", flag=False, default="1000"), TASKS_OPTION]
 
     def handle(self) -> int:
         try:
@@ -128,25 +140,40 @@ class QueueMonitorCommand(OperatingCommand):
         try:
             targets = self.targets(self.argument("queues"))
             sizes = self.with_manager(lambda manager: _sizes(manager, targets))
-        except (QueueConfigurationError, BrokerUnreachableError) as error:
+        except QueueConfigurationError as error:
             return self.refuse(error)
-        over = False
+        alerts = 0
         table = self.table()
         table.set_headers(["Queue", "Size", "Status"])
         for (name, queue), size in zip(targets, sizes, strict=True):
+            if isinstance(size, BrokerUnreachableError):
+                alerts += 1
+                table.add_row([f"{name}:{queue}", "-", "<error>UNREACHABLE</error>"])
+                logger.warning("Queue %s:%s cannot be measured (queue:monitor): %s", name, queue, size)
+                continue
             alert = size > limit
-            over = over or alert
+            alerts += alert
             table.add_row([f"{name}:{queue}", str(size), "<error>ALERT</error>" if alert else "<info>OK</info>"])
             if alert:
                 logger.warning(
                     "Queue %s:%s holds %d jobs, more than the %d allowed (queue:monitor)", name, queue, size, limit
                 )
         table.render()
-        return 1 if over else 0
+        for (name, queue), size in zip(targets, sizes, strict=True):
+            if isinstance(size, BrokerUnreachableError):
+                self.line_error(f"{name}:{queue}: {size}", style="error")
+        return 1 if alerts else 0
 
 
-async def _sizes(manager: QueueManager, targets: list[tuple[str, str]]) -> list[int]:
-    return [await manager.connection(name).size(queue) for name, queue in targets]
+async def _sizes(manager: QueueManager, targets: list[tuple[str, str]]) -> list[int | BrokerUnreachableError]:
+    """Each queue's size, or why it could not be read: one server that is down hides none of the others."""
+    sizes: list[int | BrokerUnreachableError] = []
+    for name, queue in targets:
+        try:
+            sizes.append(await manager.connection(name).size(queue))
+        except BrokerUnreachableError as error:
+            sizes.append(error)
+    return sizes
 
 
 class PauseCommand(OperatingCommand):

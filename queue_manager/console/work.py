@@ -9,6 +9,7 @@ receiver), so your process manager's signals reach it directly. Shutdown waits a
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from cleo.helpers import argument, option
 from fastapi_startkit.console import Command
 
 from drivers import DRIVERS, BrokerSpec, BrokerUnreachableError, QueueConfigurationError
-from drivers.base.control import RESTART_KEY, control_of
+from drivers.base.control import control_of, restart_key
 from queue_manager.console.base import DEFAULT_TASKS, ManagerCommand, task_modules
 from queue_manager.worker.entry import DEFAULT_APP, check_has_worker, parse_queues, serve_queues
 from queue_manager.worker.process import worker_argv
@@ -59,6 +60,23 @@ def positive_seconds(value: Any, flag: str) -> float:
 LIFECYCLE_FLAGS = ("max-jobs", "max-time", "memory", "stop-when-empty", "once")
 
 
+def check_reload(workers: int, stopping_flags: list[str]) -> None:
+    """``--reload`` is TaskIQ's (its process manager restarts one worker when a file changes): it needs TaskIQ's
+    reload extra, one worker, and no flag that stops the worker for good."""
+    if importlib.util.find_spec("watchdog") is None:
+        raise QueueConfigurationError(
+            "--reload needs the 'watchdog' library, which is not installed. Install it with: "
+            "pip install 'fastapi-startkit-queue[reload]'"
+        )
+    if workers > 1:
+        raise QueueConfigurationError(f"--reload runs one worker process; drop --workers={workers}.")
+    if stopping_flags:
+        raise QueueConfigurationError(
+            f"--reload restarts the worker whenever it stops, so --{stopping_flags[0]} would never end it; "
+            "drop one of them."
+        )
+
+
 class QueueWorkCommand(Command):
     name = "queue:work"
     description = "Start a queue worker on a connection (exit codes: 0 stopped, 1 crashed, 2 bad input, 12 memory)."
@@ -68,7 +86,7 @@ class QueueWorkCommand(Command):
         option("queue", None, "Queues to work, highest priority first: emails,default", flag=False),
         option("workers", "w", "Worker processes", flag=False, default="1"),
         option("max-async-tasks", None, "Jobs one worker process runs at once", flag=False, default="100"),
-        option("tasks", None, f"Modules holding your tasks (default {DEFAULT_TASKS})", flag=False),
+        option("tasks", None, f"Modules holding your tasks (default: QUEUE_TASKS, else {DEFAULT_TASKS})", flag=False),
         option("shutdown-timeout", None, "Seconds to wait for running jobs on shutdown", flag=False, default="30"),
         option("max-jobs", None, "Stop after this many jobs (exit 0)", flag=False),
         option("max-time", None, "Stop after this many seconds (exit 0)", flag=False),
@@ -80,6 +98,7 @@ class QueueWorkCommand(Command):
         option("timeout", None, "Seconds an async job whose task sets none may run", flag=False),
         option("sleep", None, "Seconds an idle worker waits for jobs before looking again", flag=False),
         option("format", None, "Job lines: text or json", flag=False, default="text"),
+        option("reload", None, "Development: restart the worker when a file under the app changes"),
     ]
 
     def handle(self) -> int:
@@ -105,18 +124,24 @@ class QueueWorkCommand(Command):
         workers = positive_int(self.option("workers"), "--workers")
         max_async = positive_int(self.option("max-async-tasks"), "--max-async-tasks")
         shutdown = positive_int(self.option("shutdown-timeout"), "--shutdown-timeout")
-        modules = task_modules(self.option("tasks"))
+        modules = task_modules(self.option("tasks"), manager.settings.tasks)
+        if self.option("reload"):
+            check_reload(workers, [flag for flag in LIFECYCLE_FLAGS if self.option(flag)])
         env = {
             **os.environ,
             "QUEUE_APP": app_import_path(self.container),
             "QUEUE_WORKER_CONNECTION": connection.name,
             "QUEUE_WORKER_QUEUES": ",".join(queues),
+            "QUEUE_WORKER_RESTART_KEY": restart_key(manager.app_name),
             **self.lifecycle_env(workers),
             **self.defaults_env(),
             **self.sleep_env(connection.spec),
         }
         log_level = "INFO" if self.io.output.is_verbose() else "WARNING"
-        return worker_argv(modules, workers, max_async, shutdown, log_level), env
+        argv = worker_argv(modules, workers, max_async, shutdown, log_level)
+        # An absolute directory: watchdog ignores the changes under a relative root (".") on Linux.
+        reload = ["--reload", "--reload-dir", os.getcwd()] if self.option("reload") else []
+        return [*argv, *reload], env
 
     def lifecycle_env(self, workers: int) -> dict[str, str]:
         given = [flag for flag in LIFECYCLE_FLAGS if self.option(flag)]
@@ -170,14 +195,17 @@ class QueueWorkCommand(Command):
 
 
 class QueueRestartCommand(ManagerCommand):
-    """Laravel's ``queue:restart``: a timestamp every worker reads once a second from its own connection."""
+    """Laravel's ``queue:restart``: a timestamp, per app, that every worker reads once a second from its own
+    connection."""
 
     name = "queue:restart"
-    description = "Tell every worker to finish its running jobs and exit, so its process manager starts the new code."
+    description = (
+        "Tell this app's workers to finish their running jobs and exit, so their process manager starts the new code."
+    )
     arguments = [
         argument(
             "connections",
-            "Only these connections (default: every one whose server answers)",
+            "Only these connections (default: the ones this app uses: the default and those its settings name)",
             optional=True,
             multiple=True,
         )
@@ -186,18 +214,26 @@ class QueueRestartCommand(ManagerCommand):
     def handle(self) -> int:
         manager = self.container.make("queue.manager")
         names = list(self.argument("connections") or [])
-        for name in names:
-            manager.check_connection_name(name)
-        wanted = names or [n for n in manager.connection_names if not _in_process(manager, n)]
+        try:
+            for name in names:
+                manager.check_connection_name(name)
+        except QueueConfigurationError as error:
+            return self.refuse(error)
+        wanted = names or [n for n in manager.used_connections() if not _in_process(manager, n)]
         stamp = str(time.time())
-        signalled, skipped = self.with_manager(lambda manager: self._signal(manager, wanted, stamp))
+        key = restart_key(manager.app_name)
+        signalled, skipped = self.with_manager(lambda manager: self._signal(manager, wanted, key, stamp))
         for name in signalled:
-            self.line(f"<info>Restart signalled</info> to the workers of connection '{name}'.")
+            self.line(
+                f"<info>Restart signalled</info> to the workers of app '{manager.app_name}' on connection '{name}'."
+            )
         for name, reason in skipped:
             self.line_error(f"Skipped connection '{name}': {reason}", style="comment")
         return 0 if signalled else 1
 
-    async def _signal(self, manager: Any, names: list[str], stamp: str) -> tuple[list[str], list[tuple[str, str]]]:
+    async def _signal(
+        self, manager: Any, names: list[str], key: str, stamp: str
+    ) -> tuple[list[str], list[tuple[str, str]]]:
         signalled: list[str] = []
         skipped: list[tuple[str, str]] = []
         for name in names:
@@ -208,7 +244,7 @@ class QueueRestartCommand(ManagerCommand):
                 continue
             try:
                 await connection.startup()
-                await control.set(RESTART_KEY, stamp)
+                await control.set(key, stamp)
             except (BrokerUnreachableError, OSError) as error:
                 skipped.append((name, str(error)))
             else:

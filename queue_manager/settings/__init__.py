@@ -19,6 +19,8 @@ from drivers import DRIVERS, BrokerSpec, QueueConfigurationError
 from queue_manager.settings.connection import ConnectionSettings, url_scheme
 from queue_manager.settings.errors import DEFAULT_CONNECTIONS, describe_validation_error, unparsable_env_error
 from queue_manager.settings.failed import FailedSettings
+from queue_manager.settings.lists import CommaList
+from queue_manager.settings.web import WebSettings
 
 
 def default_connections() -> dict[str, dict[str, Any]]:
@@ -39,7 +41,7 @@ def _merge_connection(base: Mapping[str, Any], override: Mapping[str, Any]) -> d
     return {**base, **override, "options": options}
 
 
-class QueueSettings(BaseSettings):
+class QueueSettings(BaseSettings, WebSettings):
     """The queue configuration: a pydantic-settings ``BaseSettings`` (env prefix ``QUEUE_``, ``__`` nesting).
 
     pydantic-settings reads the environment (and, in a subclass, an ``env_file`` or ``secrets_dir``);
@@ -69,23 +71,26 @@ class QueueSettings(BaseSettings):
         default_factory=list,
         description="TaskIQ middlewares for every connection: 'module:Class' paths (a class, factory or instance)",
     )
-    health_path: str | None = Field(
-        "/queue/health", description="the web app's health route (QUEUE_HEALTH_PATH); empty turns it off"
-    )
-    dashboard: bool = Field(False, description="serve the dashboard (QUEUE_DASHBOARD=true); off by default")
-    dashboard_path: str = Field("/queue", description="where the dashboard is served")
-    dashboard_guard: ImportString[Callable[..., Any]] | None = Field(
-        None,
-        description="a FastAPI dependency every dashboard request must pass (QUEUE_DASHBOARD_GUARD=module:function)",
-    )
     failed: FailedSettings = Field(
         default_factory=FailedSettings, description="where failed jobs are kept (QUEUE_FAILED__DRIVER, __URL, ...)"
+    )
+    tasks: CommaList = Field(
+        default_factory=lambda: ["app.tasks"],
+        description="the app's task modules (QUEUE_TASKS=app.tasks,app.jobs): what queue:work imports by default, "
+        "and where every command and the dashboard learn the queues tasks declare",
+    )
+    app_name: str | None = Field(
+        None,
+        description="scopes queue:restart to this app on a shared server (QUEUE_APP_NAME; default: APP_NAME)",
+    )
+    configured: list[str] = Field(
+        default_factory=list, exclude=True, repr=False, description="set here: the connections the app's settings name"
     )
 
     def __init__(self, **values: Any) -> None:
         unknown = sorted(key for key in values if not key.startswith("_") and key not in type(self).model_fields)
         if unknown:
-            valid = ", ".join(name for name in type(self).model_fields if name != "connection")
+            valid = ", ".join(name for name in type(self).model_fields if name not in ("connection", "configured"))
             raise QueueConfigurationError(f"Unknown queue setting(s) {', '.join(unknown)}. Valid settings: {valid}.")
         try:
             super().__init__(**{key: _as_dict(value) for key, value in values.items()})
@@ -115,6 +120,7 @@ class QueueSettings(BaseSettings):
         # A subclass (the published config/queue.py) may add connections as its field default.
         declared = _as_dict(cls.model_fields["connections"].get_default(call_default_factory=True) or {})
         merged: dict[str, Any] = default_connections()
+        data["configured"] = sorted({*declared, *given})
         for name, override in [*declared.items(), *given.items()]:
             if isinstance(override, Mapping):
                 override = _merge_connection(merged.get(name, {}), override)

@@ -122,7 +122,7 @@ def worker_broker(connection: str | None = None, queues: str | Sequence[str] | N
     return broker
 
 
-def stop_taskiq_worker(error: QueueConfigurationError) -> None:
+def stop_taskiq_worker(error: Exception) -> None:
     """Inside a ``taskiq worker`` child, stop the whole worker with a failure: TaskIQ restarts a child that fails
     to import its broker forever, printing the same error every second, and a setting will not fix itself.
 

@@ -20,12 +20,13 @@ import logging
 import os
 import shutil
 import sys
-import time
 from datetime import datetime
 from typing import Any, TextIO
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
+
+from queue_manager.text import error_line, printable
 
 FORMATS = ("text", "json", "quiet")
 COLOURS = {"RUNNING": "33", "DONE": "32", "FAIL": "31"}  # yellow, green, red (ANSI)
@@ -35,13 +36,6 @@ MAX_PENDING_ERRORS = 10_000
 
 def short_id(task_id: str) -> str:
     return task_id.replace("-", "")[:8]
-
-
-def first_line(error: BaseException | None) -> str:
-    if error is None:
-        return ""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 class JobLines(TaskiqMiddleware):
@@ -54,31 +48,30 @@ class JobLines(TaskiqMiddleware):
         self.stream = stream or sys.stdout
         self.colour = format == "text" and self.stream.isatty() and "NO_COLOR" not in os.environ
         self.width = shutil.get_terminal_size((LINE_WIDTH, 24)).columns if self.stream.isatty() else LINE_WIDTH
-        self._started: dict[str, float] = {}
         # What each running job raised, as its line shows it (a retry replaces the result's error). Keyed by
         # the message object, the same in on_error and post_execute; a string, so no traceback is kept.
         self._errors: dict[int, str] = {}
 
     def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
-        self._started[message.task_id] = time.perf_counter()
         self._write(message, "RUNNING", None, None)
         return message
 
     def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
         if len(self._errors) > MAX_PENDING_ERRORS:  # post_execute never ran for some (a middleware raised)
             self._errors.clear()
-        self._errors[id(message)] = first_line(exception)
+        self._errors[id(message)] = error_line(exception, message.labels)
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
-        started = self._started.pop(message.task_id, None)
-        seconds = time.perf_counter() - started if started is not None else result.execution_time
+        # The job's own run time, as TaskIQ measured it around the function: what the middlewares did after it
+        # (writing a failed job's record, its on_failure hook) is not the job's.
+        seconds = result.execution_time
         raised = self._errors.pop(id(message), None)
         if not result.is_err:
             self._write(message, "DONE", seconds, None)
             return
         # The retry middleware turns a failed attempt's error into NoResultError (nothing is stored: the
         # handle waits for the retry), so the line shows what the job raised, and that it will run again.
-        error = first_line(result.error)
+        error = error_line(result.error, message.labels)
         retrying = raised is not None and raised != error and isinstance(result.error, NoResultError)
         self._write(message, "FAIL", seconds, raised if raised is not None else error, retrying)
 
@@ -110,7 +103,7 @@ class JobLines(TaskiqMiddleware):
                 record["retrying"] = True
             line = json.dumps(record, default=str)
         else:
-            left = f"  {now:%Y-%m-%d %H:%M:%S} {message.task_name} {short_id(message.task_id)} "
+            left = f"  {now:%Y-%m-%d %H:%M:%S} {printable(message.task_name)} {short_id(printable(message.task_id))} "
             right = (f"{seconds * 1000:.2f}ms " if seconds is not None else "") + status
             dots = "." * max(3, self.width - len(left) - len(right) - 2)
             if self.colour:
@@ -120,6 +113,21 @@ class JobLines(TaskiqMiddleware):
                 line += f"\n      {error}" + (" (will be retried)" if retrying else "")
         self.stream.write(line + "\n")
         self.stream.flush()
+
+
+class PrintableFormatter(logging.Formatter):
+    """A log line (and its traceback) with the control characters a job put into its error escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+class WorkerTracebacks(logging.Filter):
+    """TaskIQ logs every failed attempt at ERROR with its traceback; our job line already says it failed, and the
+    give-up record carries the traceback once (a retried attempt's, with ``-vvv``): drop TaskIQ's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Exception found while executing function"))
 
 
 class FrameworkLogger(logging.Handler):
@@ -147,10 +155,11 @@ def configure_worker_logging(app: Any, log_format: str, level: int | str = loggi
     handler: Any
     if app is not None and app.has("logger"):
         handler = FrameworkLogger(app.make("logger"))
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(PrintableFormatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(log_format))
+        handler.setFormatter(PrintableFormatter(log_format))
+    logging.getLogger("taskiq.receiver.receiver").addFilter(WorkerTracebacks())
     handler.queue_worker = True
     ours.addHandler(handler)
     ours.setLevel(level)

@@ -4,7 +4,8 @@ With one worker process (the default) TaskIQ's worker runs right here, without T
 (which would start a worker again each time it stops), so a worker that stops by itself (``--max-jobs``,
 ``--max-time``, ``--memory``, ``--stop-when-empty``, ``queue:restart``) ends this process with its exit
 code and the process manager you run it under (Supervisor, systemd) starts the new code. With
-``--workers=N`` TaskIQ's process manager runs N worker processes, as ``taskiq worker`` does.
+``--workers=N`` TaskIQ's process manager runs N worker processes, as ``taskiq worker`` does; with ``--reload``
+(development) it runs one, started again when a file of the app changes.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = WorkerArgs.from_cli(sys.argv[1:] if argv is None else argv)
     args.receiver = RECEIVER
-    if args.workers > 1:
+    if args.workers > 1 or args.reload:  # TaskIQ's process manager: N workers, or one restarted on changes
         return run_worker(args) or 0
     if args.configure_logging:  # as TaskIQ's run_worker does for its process manager
         logging.basicConfig(level=args.log_level, format=args.log_format)

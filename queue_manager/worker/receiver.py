@@ -5,7 +5,8 @@ counts the jobs it runs, and one watch loop, once a second, ends the worker the 
 jobs; running ones finish within ``--shutdown-timeout``) when ``--max-time`` has passed, the process's
 memory is over ``--memory``, its queues are empty (``--stop-when-empty``) or ``queue:restart`` was run
 after it started. ``--max-jobs``/``--once`` use TaskIQ's own limit on fetched jobs, and the broker is told
-not to fetch beyond it. The reason it stopped decides the exit code (``EXIT_CODES``).
+not to fetch beyond it. The reason it stopped decides the exit code (``EXIT_CODES``). A server that refuses the
+credentials, at the start or later, stops the worker at once (exit 2, one line): trying again cannot fix them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import Any
 from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
 
-from drivers import BrokerUnreachableError
+from drivers import BrokerAuthenticationError, BrokerUnreachableError
 from drivers.base.contract import CountsQueues, HoldsJobs
-from drivers.base.control import RESTART_KEY, ControlState, control_of
+from drivers.base.control import ControlState, control_of, restart_key
+from queue_manager.worker.entry import stop_taskiq_worker
 from queue_manager.worker.middlewares import Throughput, WorkerDefaults, env_number, worker_defaults
 from queue_manager.worker.output import JobLines
 
@@ -32,7 +34,10 @@ logger = logging.getLogger("queue_manager.worker")
 
 WATCH_EVERY = 1.0
 STARTUP_RETRY = (1.0, 30.0)  # seconds between attempts to reach the broker at start: first, most
-EXIT_CODES = {"signal": 0, "max-jobs": 0, "max-time": 0, "stop-when-empty": 0, "restart": 0, "memory": 12}
+EXIT_CODES = {
+    **{"signal": 0, "max-jobs": 0, "max-time": 0, "stop-when-empty": 0, "restart": 0, "memory": 12},
+    "credentials": 2,  # the server refused them: bad settings, as queue:work's exit code for refused input
+}
 
 
 @dataclass
@@ -45,6 +50,7 @@ class Lifecycle:
     stop_when_empty: bool = False
     queues: list[str] = field(default_factory=list)
     output: str = "text"
+    restart_key: str = restart_key("app")  # queue:restart's value for this app (queue:work passes the app's)
     stopped_because: str = "signal"
 
     @classmethod
@@ -57,6 +63,7 @@ class Lifecycle:
             stop_when_empty=os.environ.get("QUEUE_WORKER_STOP_WHEN_EMPTY") == "1",
             queues=[q for q in os.environ.get("QUEUE_WORKER_QUEUES", "").split(",") if q],
             output=os.environ.get("QUEUE_WORKER_OUTPUT", "text"),
+            restart_key=os.environ.get("QUEUE_WORKER_RESTART_KEY") or restart_key("app"),
         )
 
     @property
@@ -90,6 +97,9 @@ class QueueReceiver(Receiver):
             broker.add_middlewares(WorkerDefaults(defaults))
         default_queue = getattr(getattr(broker, "spec", None), "queue", "default")
         broker.add_middlewares(JobLines(lifecycle.output, default_queue=default_queue), Throughput(default_queue))
+        if lifecycle.output != "quiet" and not logging.getLogger("taskiq").isEnabledFor(logging.INFO):
+            # the job line says a failed attempt will be retried; the INFO record would say it twice (-v shows it)
+            logging.getLogger("queue_manager.retry").setLevel(logging.WARNING)
 
     def _tell_broker_its_slots(self, max_async_tasks: int | None, max_prefetch: int) -> None:
         if not isinstance(self.broker, HoldsJobs):
@@ -112,6 +122,8 @@ class QueueReceiver(Receiver):
         watch = asyncio.ensure_future(self._watch(finish_event))
         try:
             await super().listen(finish_event)
+        except* BrokerAuthenticationError as refused:  # the consume loop's: the credentials changed meanwhile
+            self._refused(refused.exceptions[0])
         finally:
             watch.cancel()
         if not finish_event.is_set() and self.lifecycle.max_jobs is not None:
@@ -125,12 +137,21 @@ class QueueReceiver(Receiver):
             try:
                 await self.broker.startup()
                 return True
+            except BrokerAuthenticationError as error:
+                self._refused(error)
+                return False
             except BrokerUnreachableError as error:
                 logger.error("%s Trying again in %.0f s.", error, pause)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finish_event.wait(), pause)
                 return False
             pause = min(pause * 2, STARTUP_RETRY[1])
+
+    def _refused(self, error: Exception) -> None:
+        """Stop, with one line saying why: wrong credentials stay wrong, however often the worker tries again."""
+        self.lifecycle.stopped_because = "credentials"
+        stop_taskiq_worker(error)  # a child of TaskIQ's process manager (--workers=N): the whole worker stops
+        logger.critical("Stopping the worker: %s", error)
 
     def _stop(self, reason: str, finish_event: asyncio.Event) -> None:
         if finish_event.is_set():
@@ -162,7 +183,7 @@ class QueueReceiver(Receiver):
         if control is None:
             return previous
         try:
-            return await control.get(RESTART_KEY)
+            return await control.get(self.lifecycle.restart_key)
         except Exception as error:
             logger.debug("Could not read the restart signal: %s", error)
             return previous

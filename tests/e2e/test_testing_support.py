@@ -16,6 +16,15 @@ def test_the_readme_example_test_file_passes_in_an_app() -> None:
     done = run_python("-m", "pytest", "tests/test_queue_example.py", "-q", "-p", "no:cacheprovider", env={})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+    assert "warning" not in done.stdout.lower(), done.stdout
+
+
+def test_readme_shows_the_example_apps_pytest_ini() -> None:
+    from tests.helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```ini\n", 1)[1].split("```", 1)[0]
+    assert block.strip() == (SEED_APP / "pytest.ini").read_text().strip()
 
 
 def test_an_app_test_that_never_awaits_a_dispatch_fails_naming_the_line() -> None:

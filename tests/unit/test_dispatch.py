@@ -107,6 +107,40 @@ async def test_retries_wait_their_backoff_in_memory_too(app: Any) -> None:
     assert ATTEMPTS[1] - ATTEMPTS[0] >= 0.15 and ATTEMPTS[2] - ATTEMPTS[1] >= 0.25
 
 
+@task
+async def refuses(name: str) -> str:
+    raise ValueError(f"no {name}")
+
+
+@task
+async def counts_as_int() -> int:
+    return "7"  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("send", ["dispatch", "kiq", "broker_task"])
+async def test_a_failed_jobs_result_is_not_parsed_into_the_return_annotation(
+    app: Any, send: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TaskIQ warned "Cannot parse return type into <class 'str'>" to a caller waiting on a job that failed; a
+    successful result is still parsed into the annotation."""
+    broker = app.make("broker")
+
+    @broker.task(task_name=f"tests.unit.refuses_on_broker_{send}")
+    async def refuses_on_broker(name: str) -> str:
+        raise ValueError(f"no {name}")
+
+    sending = {
+        "dispatch": lambda: dispatch(refuses, "x"),
+        "kiq": lambda: refuses.kiq("x"),
+        "broker_task": lambda: refuses_on_broker.kiq("x"),
+    }[send]
+    result = await (await sending()).wait_result(timeout=5)
+    assert result.is_err and "no x" in str(result.error)
+    assert "Cannot parse return type" not in caplog.text
+    parsed = await (await dispatch(counts_as_int)).wait_result(timeout=5)
+    assert parsed.return_value == 7
+
+
 async def test_unknown_connection_in_dispatch_is_a_clear_error(app: Any) -> None:
     with pytest.raises(QueueConfigurationError, match="Did you mean 'memory'"):
         await dispatch(greet, "x").on_connection("memroy")

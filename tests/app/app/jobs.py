@@ -81,3 +81,14 @@ async def tick(source: str) -> None:
     """Scheduled (queue:schedule): records where each run came from and which connection ran it."""
     if os.environ.get("RECORD_DIR"):
         _record("ticks", f"{source} {os.environ.get('QUEUE_WORKER_CONNECTION', 'inline')}")
+
+
+async def slow_failure_hook(job, exception) -> None:
+    """A failed() that takes its time (a slow mail server): not part of the job's own run time."""
+    await asyncio.sleep(2)
+
+
+@task(retries=1, backoff=0.1, on_failure=slow_failure_hook)
+async def hostile(text: str) -> str:
+    """Fails with whatever message it is given: terminal escapes, cleo markup."""
+    raise RuntimeError(text)
