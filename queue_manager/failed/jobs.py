@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,6 +27,7 @@ from drivers.base import labels
 from drivers.common.poison import PoisonMessage
 from queue_manager.failed.connections import Connections
 from queue_manager.failed.errors import FailedStoreUnreachableError
+from queue_manager.failed.memory import MemoryStore
 from queue_manager.failed.record import FailedJob
 from queue_manager.failed.recording import Recorder
 from queue_manager.failed.retrying import Retried, Retrying
@@ -63,6 +65,18 @@ class FailedJobs:
         if self._store is None:
             self._store = make_store(self.settings, self.base_path, self._redis_url)
         return self._store
+
+    @contextmanager
+    def isolated(self) -> Iterator[MemoryStore]:
+        """Keep failed jobs in this process only while inside (the pytest plugin does, for each test that uses
+        the app), then go back to the configured store. Yields the store, to look at what failed."""
+        kept = (self._store, self.recorder)
+        self._store = store = MemoryStore()
+        self.recorder = Recorder(lambda: store, lambda: self.base_path)
+        try:
+            yield store
+        finally:
+            self._store, self.recorder = kept
 
     def check(self, base_path: Path | None = None) -> None:
         """Build the store now (at boot), so a bad setting or a missing library fails here."""

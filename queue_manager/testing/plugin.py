@@ -2,7 +2,9 @@
 
 Fixtures:
 - ``queue_app``: your app (``QUEUE_APP``, default ``bootstrap.application:app``), checked to run its
-  default connection on the memory driver; without such a module, a bare app on the memory driver.
+  default connection on the memory driver; without such a module, a bare app on the memory driver. For the
+  test, its failed jobs are kept in the test's process (``queue.failed.store``), never in the app's real store
+  (a test marked ``@pytest.mark.queue_real_stores`` keeps the configured one).
 - ``queue``: its ``QueueManager``.
 - ``queue_fake``: ``queue.fake()`` for the test, restored afterwards.
 
@@ -29,6 +31,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """fastapi-startkit switches to its "testing" env (and .env.testing) only while a test runs, but
     apps are usually imported while tests are collected: make collection count as testing too."""
     os.environ.setdefault("APP_ENV", "testing")
+    config.addinivalue_line(
+        "markers",
+        "queue_real_stores: keep the app's configured failed-jobs store for this test (the queue_app, "
+        "queue and queue_fake fixtures otherwise keep failures in the test's process)",
+    )
 
 
 def _bare_app() -> Any:
@@ -54,14 +61,18 @@ def check_memory_app(app: Any) -> Any:
 
 
 @pytest.fixture
-def queue_app() -> Any:
+def queue_app(request: pytest.FixtureRequest) -> Iterator[Any]:
     from queue_manager.worker.entry import load_app
 
     try:
-        app = load_app()
+        app = check_memory_app(load_app())
     except QueueConfigurationError:
-        return _bare_app()
-    return check_memory_app(app)
+        app = _bare_app()
+    if request.node.get_closest_marker("queue_real_stores"):
+        yield app
+        return
+    with app.make("queue.manager").failed.isolated():
+        yield app
 
 
 @pytest.fixture

@@ -46,6 +46,40 @@ def test_an_app_test_that_never_awaits_a_dispatch_fails_naming_the_line() -> Non
     assert f"tests/{name}:6: dispatch of app.jobs:send_email was never awaited" in done.stdout, done.stdout
 
 
+def test_a_job_failing_in_an_app_test_never_reaches_the_apps_real_failed_store(tmp_path: Path) -> None:
+    """The failure is recorded where the test can see it (``queue.failed``), not in the store the app's settings
+    name (a file under storage/, QUEUE_FAILED__URL): it would show in queue:failed and the dashboard."""
+    real = tmp_path / "real.sqlite"
+    name = f"test_isolated_{unique('')}.py"
+    path = SEED_APP / "tests" / name
+    path.write_text(
+        "from app.jobs import always_fails\n\n\n"
+        "async def test_a_failure_is_kept_for_this_test(queue):\n"
+        "    handle = await always_fails.kiq(3)\n"
+        "    assert (await handle.wait_result(timeout=10)).is_err\n"
+        "    [failed] = await queue.failed.all()\n"
+        "    assert failed.task_name == 'app.jobs:always_fails'\n\n\n"
+        "async def test_the_next_test_starts_with_none(queue):\n"
+        "    assert await queue.failed.count() == 0\n"
+    )
+    env = {
+        "QUEUE_FAILED__DRIVER": "database",
+        "QUEUE_FAILED__URL": f"sqlite+aiosqlite:///{real}",
+        "RECORD_DIR": str(tmp_path),
+    }
+    try:
+        done = run_python("-m", "pytest", f"tests/{name}", "-q", "-p", "no:cacheprovider", env=env)
+    finally:
+        path.unlink()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+    if real.exists():
+        import sqlite3
+
+        with sqlite3.connect(real) as db:
+            assert db.execute("SELECT count(*) FROM failed_jobs").fetchone() == (0,)
+
+
 def test_readme_shows_the_example_test_file() -> None:
     from tests.helpers import ROOT
 

@@ -557,3 +557,13 @@ def test_make_store_defers_the_database_store(tmp_path: Path) -> None:
     assert isinstance(store, LazyStore) and store._store is None
     assert isinstance(store.store, DatabaseStore) and store.store.table.name == "x_failed"
     assert store.store.default_path == tmp_path.resolve() / "storage" / "queue" / "failed_jobs.sqlite"
+
+
+class TestMemoryStore(StoreContract):
+    """The store the pytest plugin gives each test (``FailedJobs.isolated``)."""
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[FailedJobStore]:
+        from queue_manager.failed.memory import MemoryStore
+
+        yield MemoryStore()
