@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -48,24 +49,28 @@ class JobLines(TaskiqMiddleware):
         self.stream = stream or sys.stdout
         self.colour = format == "text" and self.stream.isatty() and "NO_COLOR" not in os.environ
         self.width = shutil.get_terminal_size((LINE_WIDTH, 24)).columns if self.stream.isatty() else LINE_WIDTH
-        # What each running job raised, as its line shows it (a retry replaces the result's error). Keyed by
-        # the message object, the same in on_error and post_execute; a string, so no traceback is kept.
-        self._errors: dict[int, str] = {}
+        # What each running job raised, as its line shows it (a retry replaces the result's error), and when it
+        # ended. Keyed by the message object, the same in on_error and post_execute; a string, no traceback.
+        self._errors: dict[int, tuple[str, float]] = {}
+        self._started: dict[int, float] = {}
 
     def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        self._started[id(message)] = time.perf_counter()
         self._write(message, "RUNNING", None, None)
         return message
 
     def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
+        """The first on_error hook to run (TaskIQ runs them in reverse, and this middleware is added last): the
+        job's end, before the retry middleware writes a failed job's record or runs its on_failure hook."""
         if len(self._errors) > MAX_PENDING_ERRORS:  # post_execute never ran for some (a middleware raised)
             self._errors.clear()
-        self._errors[id(message)] = error_line(exception, message.labels)
+            self._started.clear()
+        self._errors[id(message)] = (error_line(exception, message.labels), time.perf_counter())
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
-        # The job's own run time, as TaskIQ measured it around the function: what the middlewares did after it
-        # (writing a failed job's record, its on_failure hook) is not the job's.
-        seconds = result.execution_time
-        raised = self._errors.pop(id(message), None)
+        started = self._started.pop(id(message), None)
+        raised, ended = self._errors.pop(id(message), (None, time.perf_counter()))
+        seconds = ended - started if started is not None else result.execution_time
         if not result.is_err:
             self._write(message, "DONE", seconds, None)
             return
