@@ -244,6 +244,7 @@ DRIVER = DriverInfo(
     "drivers.failover",
     FailoverOptions,
     shares_results=False,
+    keeps_job_state=False,
     default_connection=False,
     builds_on_connections=True,
     check_connections=check,

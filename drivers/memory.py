@@ -44,6 +44,8 @@ class MemoryControl(ControlState):
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
         self.claims: dict[str, float] = {}  # name -> when it expires (time.monotonic)
+        self.locks: dict[str, tuple[str, float]] = {}  # name -> (owner, when it expires)
+        self.hits: dict[str, list[float]] = {}  # name -> the times of the hits still in the window
 
     async def get(self, name: str) -> str | None:
         return self.values.get(name)
@@ -59,6 +61,30 @@ class MemoryControl(ControlState):
 
     async def counters(self, names: list[str]) -> list[int] | None:
         return [int(self.values.get(name, "0")) for name in names]
+
+    async def lock(self, name: str, owner: str, ttl: float) -> bool:
+        now = time.monotonic()
+        holder = self.locks.get(name)
+        if holder is not None and holder[0] != owner and holder[1] > now:
+            return False
+        self.locks[name] = (owner, now + ttl)
+        return True
+
+    async def unlock(self, name: str, owner: str) -> bool:
+        holder = self.locks.get(name)
+        if holder is None or holder[0] != owner or holder[1] <= time.monotonic():
+            return False
+        del self.locks[name]
+        return True
+
+    async def hit(self, name: str, limit: int, window: float) -> float:
+        now = time.monotonic()
+        hits = [at for at in self.hits.get(name, []) if at > now - window]
+        if len(hits) < limit:
+            self.hits[name] = [*hits, now]
+            return 0.0
+        self.hits[name] = hits
+        return max(0.001, hits[0] + window - now)
 
     async def claim(self, name: str, ttl: int) -> bool:
         now = time.monotonic()

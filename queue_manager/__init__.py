@@ -23,13 +23,17 @@ from queue_manager.errors import (
     BulkDispatchError,
     DispatchUnreachableError,
     InvalidDelayError,
+    JobPayloadError,
     MissingExtraError,
+    NeverAwaitedWarning,
     QueueConfigurationError,
     RetryError,
     UnrunnableJobError,
 )
+from queue_manager.jobs import Job, PendingJob
 from queue_manager.manager import QueueManager, current_manager
 from queue_manager.provider import QueueProvider
+from queue_manager.running.interactions import current_job, job_of
 from queue_manager.settings import ConnectionSettings, QueueSettings
 from queue_manager.tasks import QueueTask, task
 
@@ -67,8 +71,12 @@ __all__ = [
     "ControlState",
     "DispatchUnreachableError",
     "InvalidDelayError",
+    "Job",
+    "JobPayloadError",
     "MissingExtraError",
+    "NeverAwaitedWarning",
     "PendingDispatch",
+    "PendingJob",
     "QueueConfigurationError",
     "QueueCounts",
     "QueueFake",
@@ -78,8 +86,10 @@ __all__ = [
     "QueueTask",
     "RetryError",
     "UnrunnableJobError",
+    "current_job",
     "current_manager",
     "dispatch",
+    "job_of",
     "task",
     "use_manager",
 ]

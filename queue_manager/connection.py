@@ -19,11 +19,13 @@ from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 
 from drivers import DRIVERS, BrokerSpec, BrokerUnreachableError, QueueConfigurationError
+from drivers.base import labels
 from drivers.base.contract import CountsQueues, QueueCounts, ReportsCounts
-from drivers.base.control import ControlState, control_of, paused_key
+from drivers.base.control import ControlState, JobStateUnsupported, control_of, paused_key
 from drivers.base.names import check_queue_name
-from queue_manager.dispatch import PendingDispatch
+from queue_manager.dispatch import PendingDispatch, dispatch
 from queue_manager.errors import BulkDispatchError, raise_if_unreachable
+from queue_manager.events import Events, JobQueued
 from queue_manager.handles import QueueKicker
 from queue_manager.sending import kiq_many
 
@@ -41,6 +43,11 @@ class Connection:
     shutdown events, so a seed-style ``await broker.startup()`` counts too and
     a broker is never started twice.
     """
+
+    #: Where this connection keeps job state (unique locks, job middleware): set by the manager.
+    job_state: Callable[[], ControlState] | None = None
+    #: The app's events (JobQueued): set by the manager.
+    events: Events = Events()
 
     def __init__(self, spec: BrokerSpec, broker: AsyncBroker, pinger: Pinger | None = None) -> None:
         self.spec = spec
@@ -167,21 +174,56 @@ class Connection:
         method = self.broker.clear if operation == "clear" else self.broker.size
         return int(await method(name))
 
-    def dispatch(self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any) -> PendingDispatch:
-        """Send ``task`` through this connection, whatever broker it was declared on (await the result)."""
-        return PendingDispatch(task, args, kwargs, connection=self)
+    def dispatch(self, task: Any, *args: Any, **kwargs: Any) -> PendingDispatch:
+        """Send ``task`` (or a job class's instance) through this connection, whatever broker it was declared on
+        (await the result)."""
+        pending = dispatch(task, *args, **kwargs)
+        pending.use_connection(self)
+        return pending
 
     async def send(self, pending: PendingDispatch) -> AsyncTaskiqTask[Any]:
         """Send a pending dispatch now, starting the connection on first use. An unreachable broker raises
         ``DispatchUnreachableError`` whether it failed at the start or at the send (TaskIQ's kicker wraps
-        the latter in ``SendTaskError``)."""
+        the latter in ``SendTaskError``). A unique job that is already queued or running is not sent: None."""
         self.check_queue(pending.queue)  # this driver's rule, before TaskIQ's kicker would wrap its refusal
         try:
             if not self._started:
                 await self.startup()
-            return await pending.kicker(self.broker).kiq(*pending.args, **pending.kwargs)
+            unique = pending.unique_lock()
+            if unique is not None:
+                sent = await self._send_unique(pending, *unique)
+            else:
+                sent = await pending.kicker(self.broker).kiq(*pending.args, **pending.kwargs)
         except (SendTaskError, BrokerUnreachableError) as error:
             raise_if_unreachable(error)
+            raise
+        if sent is not None and self.events.listening(JobQueued):
+            eta = pending.labels.get(labels.ETA)
+            delay = max(0.0, float(eta) - time.time()) if eta is not None else None
+            await self.events.fire(JobQueued(self.name, pending.queue, sent.task_id, pending.task.task_name, delay))
+        return sent  # type: ignore[return-value]
+
+    async def _send_unique(self, pending: PendingDispatch, name: str, ttl: float) -> AsyncTaskiqTask[Any] | None:
+        """Take the job's unique lock for the task id it is sent with, then send it; a send that fails frees the
+        lock (Laravel keeps it: laravel/framework#48483), and only that task id ever frees it."""
+        if self.job_state is None:
+            raise QueueConfigurationError(f"Queue connection '{self.name}' keeps no job state for unique jobs.")
+        state = self.job_state()
+        task_id = self.broker.id_generator()
+        try:
+            taken = await state.lock(name, task_id, ttl)
+        except JobStateUnsupported:
+            raise QueueConfigurationError(
+                f"Queue connection '{self.name}' (driver {self.driver}) keeps no job state, which a unique job "
+                f"needs: set {self.spec.setting('state')}=<a Redis, NATS or memory connection>."
+            ) from None
+        if not taken:
+            return None
+        try:
+            kicker = pending.kicker(self.broker).with_task_id(task_id).with_labels(**pending.unique_labels(name))
+            return await kicker.kiq(*pending.args, **pending.kwargs)
+        except BaseException:
+            await asyncio.shield(state.unlock(name, task_id))
             raise
 
     async def send_named(
@@ -213,25 +255,43 @@ class Connection:
 
     async def bulk(
         self,
-        task: AsyncTaskiqDecoratedTask[Any, Any],
-        jobs: Iterable[Sequence[Any]],
+        task: AsyncTaskiqDecoratedTask[Any, Any] | Iterable[Any],
+        jobs: Iterable[Sequence[Any]] | None = None,
         queue: str | None = None,
     ) -> list[AsyncTaskiqTask[Any]]:
-        """Laravel's ``Queue::bulk``: one job per argument tuple, in as few round trips as the driver allows.
+        """Laravel's ``Queue::bulk``: one job per argument tuple (``bulk(task, [(1,), (2,)])``), or job class
+        instances (``bulk([SendEmail(1), SendEmail(2)])``), in as few round trips as the driver allows.
 
         Each job goes through TaskIQ's ``kiq`` like a single dispatch (every middleware hook runs once per
         job); the driver sends up to 1,000 at a time (one Redis pipeline; concurrent publishes elsewhere).
         Returns the handles in order. If some jobs could not be sent, raises ``BulkDispatchError`` whose
-        ``sent`` holds the handles of those that were, and ``failed`` the (index, error) of the others.
+        ``sent`` holds the handles of those that were, and ``failed`` the (index, error) of the others. A unique
+        job (``unique_for``) is sent on its own, taking its lock; one already queued is left out of the handles.
         """
         if not self._started:
             await self.startup()
-        pending = PendingDispatch(task, (), {}, connection=self)
-        if queue is not None:
-            pending.on_queue(queue)
-        pending.close()  # a template for the kickers, never sent itself
-        self.check_queue(pending.queue)
-        outcomes = await kiq_many(pending.kicker, self.broker, list(jobs))
+        if jobs is None:  # job class instances: each is its own pending dispatch
+            pendings = [self.dispatch(job) for job in task]  # type: ignore[union-attr]
+        else:
+            pendings = [PendingDispatch(task, tuple(args), {}, connection=self) for args in jobs]  # type: ignore[arg-type]
+        for pending in pendings:
+            pending.close()  # sent below, through kiq_many (or send), never by being awaited
+        for pending in pendings:
+            if queue is not None:
+                pending.on_queue(queue)
+            self.check_queue(pending.queue)
+        outcomes: list[Any] = [None] * len(pendings)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, pending in enumerate(pendings):
+            if pending.unique_lock() is not None:
+                outcomes[index] = await _outcome(self.send(pending))
+            else:
+                groups.setdefault((pending.task.task_name, pending.queue), []).append(index)
+        for indexes in groups.values():
+            template = pendings[indexes[0]]
+            calls = [(pendings[i].args, pendings[i].kwargs) for i in indexes]
+            for index, outcome in zip(indexes, await kiq_many(template.kicker, self.broker, calls), strict=True):
+                outcomes[index] = outcome
         sent = [outcome for outcome in outcomes if isinstance(outcome, AsyncTaskiqTask)]
         failed = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)]
         if failed:
@@ -251,6 +311,14 @@ class Connection:
             f"<Connection {self.name!r} driver={self.driver!r} url={self.spec.display_url!r} "
             f"queue={self.queue!r} started={self._started}>"
         )
+
+
+async def _outcome(sending: Awaitable[Any]) -> Any:
+    """A send's handle, or the exception it raised (as ``kiq_many`` reports each job)."""
+    try:
+        return await sending
+    except Exception as error:
+        return error
 
 
 def throughput_key(queue: str, minute: int) -> str:

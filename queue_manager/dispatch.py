@@ -6,6 +6,8 @@ can come in any order; awaiting it returns TaskIQ's task handle.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import time
@@ -78,6 +80,12 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         self._connection = None
         return self
 
+    def use_connection(self, connection: Destination) -> Self:
+        """Send through this connection object (``connection.dispatch(...)``)."""
+        self.connection_name = None
+        self._connection = connection
+        return self
+
     def on_queue(self, queue: str) -> Self:
         with self._refused():
             self.labels[wire.QUEUE] = check_queue_name(queue)
@@ -109,6 +117,23 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         if self._connection is None:
             self._connection = current().connection(self.connection_name)
         return self._connection
+
+    def unique_lock(self) -> tuple[str, float] | None:
+        """The lock a unique job (``unique_for``) takes when sent: (its name, how long it lasts at most). Its
+        name is the task's and the job's unique id: the arguments, for a ``@task`` function."""
+        ttl = self.labels.get(wire.UNIQUE_FOR) or self.task.labels.get(wire.UNIQUE_FOR)
+        if not ttl:
+            return None
+        return f"unique:{self.task.task_name}:{self.unique_id()}", float(ttl)
+
+    def unique_id(self) -> str:
+        """What tells two jobs of one task apart (a job class says it with ``unique_id()``)."""
+        arguments = json.dumps([self.args, self.kwargs], sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(arguments.encode()).hexdigest()[:32]
+
+    def unique_labels(self, lock: str) -> dict[str, Any]:
+        """What the job carries so its worker frees the lock (when it starts, if until processing)."""
+        return {wire.UNIQUE: lock}
 
     @property
     def queue(self) -> str:
@@ -167,6 +192,11 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         return f"<PendingDispatch {self.task.task_name} connection={where!r} labels={self.labels!r}>"
 
 
-def dispatch(task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any) -> PendingDispatch:
-    """Dispatch ``task`` on the default connection; chain ``on_connection/on_queue/delay`` before awaiting."""
+def dispatch(task: Any, *args: Any, **kwargs: Any) -> PendingDispatch:
+    """Dispatch ``task`` (with these arguments) or a job class's instance on its connection; chain
+    ``on_connection/on_queue/delay`` before awaiting."""
+    pending = getattr(task, "pending", None)
+    if callable(pending) and not isinstance(task, AsyncTaskiqDecoratedTask) and not args and not kwargs:
+        made: PendingDispatch = pending()  # a job class's instance (queue_manager.Job)
+        return made
     return PendingDispatch(task, args, kwargs)

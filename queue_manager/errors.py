@@ -57,6 +57,11 @@ def raise_if_unreachable(error: BaseException) -> None:
         raise (DispatchAuthenticationError if refused else DispatchUnreachableError)(str(cause)) from cause
 
 
+class JobPayloadError(TypeError):
+    """A job class's attribute cannot travel as JSON (refused at dispatch), or the payload a worker got does not
+    fit the class (the job fails for good: it would not fit the next time either)."""
+
+
 class NeverAwaitedWarning(RuntimeWarning):
     """A dispatch that was never awaited, so nothing was sent: Laravel sends a pending dispatch when it is
     destroyed; Python needs the ``await``. The pytest plugin fails a test that leaves one behind."""

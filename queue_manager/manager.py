@@ -27,14 +27,17 @@ from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, TaskiqMiddleware
 from drivers import DRIVERS, BrokerFactory, BrokerSpec, BrokerUnreachableError, QueueConfigurationError, load_driver
 from drivers.base import labels
 from drivers.base.contract import BuildsOnConnections, SharesResults
+from drivers.base.control import ControlState, control_of
 from drivers.base.errors import unknown_name_error
 from drivers.base.reach import unreachable
 from drivers.common.poison import RejectsPoison
 from queue_manager.connection import Connection, Pinger
 from queue_manager.context import current
-from queue_manager.dispatch import PendingDispatch
+from queue_manager.dispatch import PendingDispatch, dispatch
+from queue_manager.events import Events
 from queue_manager.failed import FailedJobs
-from queue_manager.jobs.retries import RetryMiddleware
+from queue_manager.running.pipeline import JobMiddleware, check_middleware
+from queue_manager.running.retries import RetryMiddleware
 from queue_manager.settings import QueueSettings, describe_validation_error, load_settings, url_scheme
 from queue_manager.tasks import BrokerTask
 
@@ -58,7 +61,13 @@ class QueueManager:
         # One registry for the tasks of every connection's broker: a task declared with the guide's
         # @broker.task (on the default connection) is found, and run, by any connection's worker.
         self._tasks: dict[str, AsyncTaskiqDecoratedTask[Any, Any]] = {}
-        self._middlewares: list[Callable[[], TaskiqMiddleware]] = [_factory_of(m) for m in self.settings.middlewares]
+        self._middlewares: list[Callable[[], TaskiqMiddleware]] = []
+        #: Job middleware (``handle(job, next)``) every job of every connection runs through: QUEUE_MIDDLEWARES
+        #: entries that are not TaskIQ middlewares.
+        self.job_middleware: list[JobMiddleware] = []
+        #: The app's event dispatcher, as the queue fires its events through it (the provider sets it at boot).
+        self.events = Events()
+        self.add_middlewares(*self.settings.middlewares)
         #: Laravel's failed jobs: ``manager.failed.all()``, ``find``, ``retry``, ``forget``, ``flush``.
         self.failed = FailedJobs(self, self.settings.failed, base_path)
         self.validate()
@@ -124,7 +133,9 @@ class QueueManager:
 
         A middleware belongs to one broker (TaskIQ sets ``middleware.broker``), so each connection gets a copy
         of it (see ``_factory_of``)."""
-        factories = [_factory_of(middleware) for middleware in middlewares]
+        made = [_made(middleware) for middleware in middlewares]
+        self.job_middleware.extend(check_middleware([m for m in made if not isinstance(m, TaskiqMiddleware)], _WHERE))
+        factories = [_copies(m) for m in made if isinstance(m, TaskiqMiddleware)]
         self._middlewares.extend(factories)
         for connection in self._connections.values():
             connection.broker.add_middlewares(*(make() for make in factories))
@@ -196,11 +207,18 @@ class QueueManager:
         self._tasks.update(broker.local_task_registry)
         broker.local_task_registry = self._tasks
         if not any(isinstance(m, RetryMiddleware) for m in broker.middlewares):
-            broker.add_middlewares(RetryMiddleware(partial(self.failed.record, name), self.failed))
+            retries = RetryMiddleware(
+                partial(self.failed.record, name), self.failed, self.job_middleware, self.events, name
+            )
+            retries.job_state = partial(self.job_state_of, name)
+            broker.add_middlewares(retries)
         broker.add_middlewares(*(make() for make in self._middlewares))
         if isinstance(broker, RejectsPoison):  # a message no worker can run is recorded, then acknowledged
             broker.poison_handler = partial(self.failed.record_poison, name)
-        return Connection(spec, broker, pinger)
+        connection = Connection(spec, broker, pinger)
+        connection.job_state = partial(self.job_state_of, name)
+        connection.events = self.events
+        return connection
 
     def _driver(self, driver: str) -> tuple[BrokerFactory, Pinger | None]:
         if driver in self._custom:
@@ -258,9 +276,25 @@ class QueueManager:
                 logger.exception("Queue connection '%s' failed to shut down", connection.name)
         await self.failed.close()
 
-    def dispatch(self, task: AsyncTaskiqDecoratedTask[Any, Any], *args: Any, **kwargs: Any) -> PendingDispatch:
-        """Dispatch on the default connection (``Queue.dispatch(...)`` through the facade); await it."""
-        return PendingDispatch(task, args, kwargs).on_connection(self._default)
+    def dispatch(self, task: Any, *args: Any, **kwargs: Any) -> PendingDispatch:
+        """Dispatch a task or a job class's instance (``Queue.dispatch(...)`` through the facade): on its own
+        connection if it names one, else the default; await it."""
+        pending = dispatch(task, *args, **kwargs)
+        return pending if pending.connection_name else pending.on_connection(self._default)
+
+    async def push(self, *jobs: Any, connection: str | None = None, queue: str | None = None) -> list[Any]:
+        """fastapi-startkit's ``Queue.push(*jobs)`` (Masonite's shape): send job class instances (or pending
+        dispatches), each on its own connection and queue unless given; their handles (None: a unique job that
+        was already queued)."""
+        handles = []
+        for job in jobs:
+            pending = job if isinstance(job, PendingDispatch) else self.dispatch(job)
+            if connection is not None:
+                pending.on_connection(connection)
+            if queue is not None:
+                pending.on_queue(queue)
+            handles.append(await pending)
+        return handles
 
     # -- validation (at boot) ------------------------------------------------------------------
     def check_connection_name(self, name: str) -> None:
@@ -292,6 +326,7 @@ class QueueManager:
 
     def _validate_connection(self, name: str, spec: BrokerSpec) -> None:
         self._validate_results(name)
+        self._validate_state(name)
         if spec.driver in self._custom:
             return
         if spec.driver not in DRIVERS:
@@ -347,6 +382,41 @@ class QueueManager:
                 f"{sharing}."
             )
 
+    def _validate_state(self, name: str) -> None:
+        """``state: <other>``: a connection whose server keeps job state (locks, rate limits)."""
+        other = self.settings.connections[name].state
+        if other is None:
+            return
+        setting = self.settings.spec(name).setting("state")
+        if other not in self.settings.connections:
+            error = unknown_name_error("connection", other, self.settings.connections, f"Fix {setting}.")
+            raise QueueConfigurationError(f"Queue connection '{name}' (its job state): {error}") from None
+        driver = self.settings.connections[other].driver
+        if other == name or driver not in DRIVERS or not DRIVERS[driver].keeps_job_state:
+            keeping = ", ".join(driver for driver, info in DRIVERS.items() if info.keeps_job_state)
+            raise QueueConfigurationError(
+                f"Queue connection '{name}' cannot keep its job state on '{other}' (driver {driver}): set {setting} "
+                f"to a connection on {keeping}."
+            )
+
+    def job_state_of(self, name: str) -> ControlState:
+        """Where connection ``name`` keeps job state (unique locks, job middleware): its own server, or the one
+        its ``state`` setting names; QueueConfigurationError naming the fix when neither can."""
+        settings = self.settings.connections[name]
+        holder = settings.state or name
+        driver = self.settings.connections[holder].driver
+        known = DRIVERS.get(driver)
+        control = control_of(self.connection(holder).broker)
+        if control is None or (known is not None and not known.keeps_job_state):
+            keeping = ", ".join(d for d, info in DRIVERS.items() if info.keeps_job_state)
+            raise QueueConfigurationError(
+                f"Queue connection '{name}' (driver {driver}) keeps no job state, which unique jobs and job "
+                f"middleware (RateLimited, WithoutOverlapping, ThrottlesExceptions) need: set "
+                f"{self.settings.spec(name).setting('state')}=<a connection on {keeping}>, as RESULTS names one "
+                "for results."
+            )
+        return control
+
     def __repr__(self) -> str:
         return (
             f"<QueueManager default={self._default!r} connections={self.connection_names} "
@@ -369,14 +439,25 @@ def current_manager() -> QueueManager:
     return manager
 
 
-def _factory_of(middleware: Any) -> Callable[[], TaskiqMiddleware]:
-    """One middleware per connection: made once (a class or factory is called once), then copied for each
-    broker, so its state is shared (Prometheus metrics may only be registered once per process) while
-    ``middleware.broker`` is each connection's own."""
-    made = middleware() if callable(middleware) and not isinstance(middleware, TaskiqMiddleware) else middleware
-    if not isinstance(made, TaskiqMiddleware):
+_WHERE = "QUEUE_MIDDLEWARES (or add_middlewares)"
+
+
+def _made(middleware: Any) -> Any:
+    """A middleware given as a class or factory is made once; an instance is taken as it is."""
+    if isinstance(middleware, TaskiqMiddleware) or (
+        not isinstance(middleware, type) and isinstance(middleware, JobMiddleware)
+    ):
+        return middleware
+    made = middleware() if callable(middleware) else middleware
+    if not isinstance(made, TaskiqMiddleware | JobMiddleware):
         raise QueueConfigurationError(
-            f"Middlewares must be TaskIQ middlewares (TaskiqMiddleware instances, classes or factories); "
-            f"{middleware!r} gave {made!r}."
+            f"{_WHERE}: {middleware!r} is neither a TaskIQ middleware (a TaskiqMiddleware instance, class or "
+            "factory) nor a job middleware (an object with `async def handle(self, job, next)`)."
         )
+    return made
+
+
+def _copies(made: TaskiqMiddleware) -> Callable[[], TaskiqMiddleware]:
+    """One TaskIQ middleware per connection: made once, then copied for each broker, so its state is shared
+    (Prometheus metrics may only be registered once per process) while ``middleware.broker`` is each one's own."""
     return lambda: copy.copy(made)

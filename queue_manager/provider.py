@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from queue_manager.manager import QueueManager
 from queue_manager.settings import load_settings
 from queue_manager.settings.environment import dotenv_files, restore_real_environment
 from queue_manager.worker.capacity import tell_capacity
-from queue_manager.worker.output import configure_worker_logging
+from queue_manager.worker.output import QuietReleases, configure_worker_logging
 
 WORKER_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)-7s][%(processName)s] %(message)s"  # TaskIQ's
 
@@ -45,6 +46,9 @@ class QueueProvider(Provider):
     provider_key = PROVIDER_KEY
 
     def register(self) -> None:
+        receiver_log = logging.getLogger("taskiq.receiver.receiver")
+        if not any(isinstance(f, QuietReleases) for f in receiver_log.filters):
+            receiver_log.addFilter(QuietReleases())  # a released job is not an error, in any process
         if self.app.base_path is not None:
             restore_real_environment(dotenv_files(Path(self.app.base_path), getattr(self.app, "env", None)))
         try:
@@ -76,6 +80,8 @@ class QueueProvider(Provider):
         connection.broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, configure)
 
     def boot(self) -> None:
+        if self.app.has("events"):  # every provider has registered by now: an EventServiceProvider's too
+            self.app.make("queue.manager").events.dispatcher = self.app.make("events")
         self.publishes({config_example(): "config/queue.py"})
         self.commands(commands())
         self._compose_lifespan()

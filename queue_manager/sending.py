@@ -85,11 +85,14 @@ class BatchingBroker:
                 sent.set_exception(outcome)
 
 
-async def _kiq(kicker: AsyncKicker[Any, Any], batch: BatchingBroker, args: Sequence[Any]) -> AsyncTaskiqTask[Any]:
+Call = tuple[Sequence[Any], dict[str, Any]]  # one job's args and kwargs
+
+
+async def _kiq(kicker: AsyncKicker[Any, Any], batch: BatchingBroker, call: Call) -> AsyncTaskiqTask[Any]:
     job = _Job()
     _JOB.set(job)  # each job runs in its own task, so this is its own context
     try:
-        return await kicker.kiq(*args)
+        return await kicker.kiq(*call[0], **call[1])
     except BaseException:
         if not job.reached_kick:
             batch.left_early()
@@ -97,14 +100,14 @@ async def _kiq(kicker: AsyncKicker[Any, Any], batch: BatchingBroker, args: Seque
 
 
 async def kiq_many(
-    make_kicker: Any, broker: AsyncBroker, jobs: Sequence[Sequence[Any]]
+    make_kicker: Any, broker: AsyncBroker, calls: Sequence[Call]
 ) -> list[AsyncTaskiqTask[Any] | BaseException]:
     """``kiq`` every job (``make_kicker(broker)`` gives a kicker), ``BATCH_SIZE`` per driver call; one outcome per
     job, in order: its handle, or the exception its ``kiq`` raised."""
     outcomes: list[AsyncTaskiqTask[Any] | BaseException] = []
-    for first in range(0, len(jobs), BATCH_SIZE):
-        chunk = jobs[first : first + BATCH_SIZE]
+    for first in range(0, len(calls), BATCH_SIZE):
+        chunk = calls[first : first + BATCH_SIZE]
         batch = BatchingBroker(broker, len(chunk))
         kicker = make_kicker(batch)
-        outcomes.extend(await asyncio.gather(*(_kiq(kicker, batch, args) for args in chunk), return_exceptions=True))
+        outcomes.extend(await asyncio.gather(*(_kiq(kicker, batch, call) for call in chunk), return_exceptions=True))
     return outcomes

@@ -41,6 +41,7 @@ class DriverInfo:
     queue_rule: QueueRule | None = None  # what its broker refuses in a queue name
     idle_wait: tuple[str, float] | None = None  # queue:work --sleep: (its option, option units per second)
     shares_results: bool = True  # its module has results(spec): other connections may keep results there
+    keeps_job_state: bool = True  # its control state takes locks and rate limits (unique jobs, job middleware)
     default_connection: bool = True  # every app has a connection of this name and driver
     in_process: bool = False  # its jobs live in the dispatching process: no worker, nothing to show elsewhere
     builds_on_connections: bool = False  # its module has build_over(spec, connection) (failover)

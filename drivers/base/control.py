@@ -47,10 +47,32 @@ class ControlState(ABC):
         """The counters' values (0 for one never added to); None if this state keeps no counters."""
         return None
 
+    # -- job state: unique jobs and job middleware (locks with owners, rate limits) -----------------------------
+    async def lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take the lock ``name`` for ``owner`` for ``ttl`` seconds, atomically: True if it was free (or expired) or
+        already ``owner``'s (then its expiry is renewed). A lock always expires, so a dead holder frees it."""
+        raise JobStateUnsupported(type(self).__name__)
+
+    async def unlock(self, name: str, owner: str) -> bool:
+        """Free the lock if ``owner`` holds it (an expired lock taken by another is theirs): True if it did."""
+        raise JobStateUnsupported(type(self).__name__)
+
+    async def hit(self, name: str, limit: int, window: float) -> float:
+        """A sliding-window rate limit, atomically: 0.0 if one more hit fits in ``limit`` per ``window`` seconds
+        (and it is counted), else the seconds until the oldest hit leaves the window (nothing is counted)."""
+        raise JobStateUnsupported(type(self).__name__)
+
     async def claim(self, name: str, ttl: int) -> bool:
         """Set ``name`` for ``ttl`` seconds (at most ``MAX_CLAIM_TTL``) if it is unset, atomically: True for the one
         caller that set it. ``queue:schedule`` claims each tick, so several schedulers send it once."""
         raise NotImplementedError(f"{type(self).__name__} cannot claim a value")
+
+
+class JobStateUnsupported(NotImplementedError):
+    """This connection's server cannot keep job state (locks, rate limits): name one that can."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"{kind} keeps no job state (locks, rate limits)")
 
 
 def control_of(broker: Any) -> ControlState | None:

@@ -16,3 +16,14 @@ ETA = "eta"  # when the job is due, a Unix timestamp: survives waiting in a queu
 RETRIES = "retries"  # retries after the first attempt
 BACKOFF = "backoff"  # seconds before each retry, or a list of them
 ATTEMPT = "attempt"  # retries already made
+
+# Job classes and job middleware (queue_manager.jobs): an attempt is a run of the job's code; a release puts it
+# back on its queue (by itself, or by a job middleware before it ran); an exception is an attempt that raised.
+RELEASES = "releases"  # times the job was put back on its queue
+EXCEPTIONS = "exceptions"  # attempts that raised
+RETRY_UNTIL = "retry_until"  # a Unix timestamp after which the job is not tried again (Job.retry_until())
+UNIQUE = "unique"  # the name of the unique lock the job holds (released when it finishes, or when it starts)
+UNIQUE_UNTIL_PROCESSING = "unique_until_processing"  # "1": the lock goes when the job starts, not when it ends
+MAX_EXCEPTIONS = "max_exceptions"  # exceptions after which a job fails for good (a job class's max_exceptions)
+FAIL_ON_TIMEOUT = "fail_on_timeout"  # "1": a timed-out attempt fails the job for good
+UNIQUE_FOR = "unique_for"  # seconds a unique job's lock lasts at most (declared by its task or job class)

@@ -28,4 +28,5 @@ RABBITMQ = DriverInfo(
     env_url=url_from_env,
     url_variables=("RABBITMQ_URL",),
     queue_rule=name_problem,
+    keeps_job_state=False,  # no atomic lock or counter: a RabbitMQ connection names a Redis or NATS one (state)
 )

@@ -7,10 +7,12 @@ value. (They were ``<prefix>control:<name>``: ``queue:pause redis:foo`` overwrot
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from drivers.base.control import ControlState
 from drivers.base.names import CONTROL_MARK
+from drivers.redis import lua
 
 
 class RedisControl(ControlState):
@@ -37,6 +39,23 @@ class RedisControl(ControlState):
 
     async def claim(self, name: str, ttl: int) -> bool:
         return bool(await self.redis.set(self.prefix + name, "1", nx=True, ex=ttl))
+
+    async def lock(self, name: str, owner: str, ttl: float) -> bool:
+        return bool(await self._script("lock")(keys=[self.prefix + name], args=[owner, max(1, int(ttl * 1000))]))
+
+    async def unlock(self, name: str, owner: str) -> bool:
+        return bool(await self._script("unlock")(keys=[self.prefix + name], args=[owner]))
+
+    async def hit(self, name: str, limit: int, window: float) -> float:
+        args = [max(1, int(window * 1000)), limit, uuid.uuid4().hex]
+        return int(await self._script("hit")(keys=[self.prefix + name], args=args)) / 1000
+
+    def _script(self, name: str) -> Any:
+        """One Lua script, registered once per client (EVALSHA, loaded again if the server forgot it)."""
+        scripts: dict[str, Any] = self.__dict__.setdefault("_scripts", {})
+        if name not in scripts:
+            scripts[name] = self.redis.register_script(lua.source(name))
+        return scripts[name]
 
     async def counters(self, names: list[str]) -> list[int] | None:
         keys = [self.prefix + name for name in names]

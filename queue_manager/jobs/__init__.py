@@ -1,2 +1,8 @@
-"""What happens to a job when it runs, wherever it runs (a worker, or in-process on the memory driver): its
-attempts and retries (``retries``). The manager puts these on every connection's broker."""
+"""Job classes (Laravel's jobs): ``Job`` (``job``), their payload (``payload``), encrypted payloads
+(``encryption``). What happens when one runs is ``queue_manager.running``'s."""
+
+from __future__ import annotations
+
+from queue_manager.jobs.job import Job, PendingJob
+
+__all__ = ["Job", "PendingJob"]

@@ -60,6 +60,12 @@ class ConnectionSettings(BaseModel):
         min_length=1,
         description="keep this connection's results in another connection's store (e.g. rabbitmq -> redis)",
     )
+    state: str | None = Field(
+        None,
+        min_length=1,
+        description="keep this connection's job state (unique locks, job middleware) on another connection's "
+        "server (e.g. rabbitmq -> redis)",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("url")

@@ -27,12 +27,14 @@ from typing import Any, TextIO
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
 
+from queue_manager.running.interactions import JobReleased
 from queue_manager.text import error_line, printable
 
 FORMATS = ("text", "json", "quiet")
-COLOURS = {"RUNNING": "33", "DONE": "32", "FAIL": "31"}  # yellow, green, red (ANSI)
+COLOURS = {"RUNNING": "33", "DONE": "32", "FAIL": "31", "RELEASED": "36"}  # yellow, green, red, cyan (ANSI)
 LINE_WIDTH = 100  # when stdout is not a terminal
 MAX_PENDING_ERRORS = 10_000
+RELEASED = "\0released "  # marks a release among the errors the lines keep
 
 
 def short_id(task_id: str) -> str:
@@ -65,12 +67,18 @@ class JobLines(TaskiqMiddleware):
         if len(self._errors) > MAX_PENDING_ERRORS:  # post_execute never ran for some (a middleware raised)
             self._errors.clear()
             self._started.clear()
-        self._errors[id(message)] = (error_line(exception, message.labels), time.perf_counter())
+        line = (
+            RELEASED + str(exception) if isinstance(exception, JobReleased) else error_line(exception, message.labels)
+        )
+        self._errors[id(message)] = (line, time.perf_counter())
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         started = self._started.pop(id(message), None)
         raised, ended = self._errors.pop(id(message), (None, time.perf_counter()))
         seconds = ended - started if started is not None else result.execution_time
+        if isinstance(result.error, NoResultError) and raised is not None and raised.startswith(RELEASED):
+            self._write(message, "RELEASED", seconds, raised.removeprefix(RELEASED))
+            return
         if not result.is_err:
             self._write(message, "DONE", seconds, None)
             return
@@ -125,6 +133,14 @@ class PrintableFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return printable(super().format(record))
+
+
+class QuietReleases(logging.Filter):
+    """A job that released itself leaves its code with ``JobReleased``: not an error, so TaskIQ's "Exception found
+    while executing function" traceback for it is dropped in every process (the memory driver's too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info is not None and isinstance(record.exc_info[1], JobReleased))
 
 
 class WorkerTracebacks(logging.Filter):

@@ -26,6 +26,8 @@ from taskiq.receiver import Receiver
 from drivers import BrokerAuthenticationError, BrokerUnreachableError
 from drivers.base.contract import CountsQueues, HoldsJobs
 from drivers.base.control import ControlState, control_of, restart_key
+from queue_manager.events import WorkerStopping
+from queue_manager.running.retries import RetryMiddleware
 from queue_manager.worker.entry import stop_taskiq_worker
 from queue_manager.worker.middlewares import Throughput, WorkerDefaults, env_number, worker_defaults
 from queue_manager.worker.output import JobLines
@@ -128,6 +130,14 @@ class QueueReceiver(Receiver):
             watch.cancel()
         if not finish_event.is_set() and self.lifecycle.max_jobs is not None:
             self._stop("max-jobs", finish_event)
+        await self._announce_stopping()
+
+    async def _announce_stopping(self) -> None:
+        """``WorkerStopping`` through the app's events (the retry middleware holds them), when anyone listens."""
+        retries = next((m for m in self.broker.middlewares if isinstance(m, RetryMiddleware)), None)
+        if retries is not None and retries.events.listening(WorkerStopping):
+            reason = self.lifecycle.stopped_because
+            await retries.events.fire(WorkerStopping(retries.connection, reason, self.lifecycle.exit_code))
 
     async def _start_broker(self, finish_event: asyncio.Event) -> bool:
         """Start the broker, trying again while its server is unreachable (a deploy, a restart), as TaskIQ's

@@ -1,0 +1,1 @@
+"""Job middleware, Laravel's: ``RateLimited``, ``WithoutOverlapping``, ``ThrottlesExceptions``, ``Skip``."""
