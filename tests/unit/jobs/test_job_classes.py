@@ -138,7 +138,7 @@ async def test_a_job_class_is_dispatched_with_its_state_and_runs_with_it_restore
     handle = await pending
     result = await handle.wait_result(timeout=5)
     assert result.return_value == "welcomed ada@example.com in London"
-    assert RAN == [("welcome", (User, Address, datetime, 1))], "models, dataclasses and datetimes come back typed"
+    assert [("welcome", (User, Address, datetime, 1))] == RAN, "models, dataclasses and datetimes come back typed"
     assert SendWelcomeEmail.task.task_name == f"{__name__}:SendWelcomeEmail"
     assert SendWelcomeEmail.task.labels["queue_name"] == "mail" and SendWelcomeEmail.task.labels["retries"] == 2
 
