@@ -87,7 +87,7 @@ def test_middlewares_reach_every_connection_each_with_its_own_broker(clean_env: 
     later = manager.connection("rabbitmq")
     assert configured == [redis.broker, nats.broker, later.broker], "resolved ones now, later ones when resolved"
     assert sum(isinstance(m, Counting) for m in later.broker.middlewares) == 2
-    with pytest.raises(QueueConfigurationError, match="neither a TaskIQ middleware .* nor a job middleware"):
+    with pytest.raises(QueueConfigurationError, match=r"neither a TaskIQ middleware .* nor a job middleware"):
         manager.add_middlewares(object)  # type: ignore[arg-type]
 
 
