@@ -27,6 +27,17 @@ from queue_manager.running.interactions import _CURRENT, Interactions
 from queue_manager.running.pipeline import check_middleware, through
 from queue_manager.tasks import QueueTask, register_failure_hook, registry, task_labels
 
+#: task name -> job class: what the fake and the failed jobs rebuild a job from
+JOB_CLASSES: dict[str, type[Job]] = {}
+
+
+def job_from(task_name: str, state: dict[str, Any]) -> Job | None:
+    """The job class instance a message of ``task_name`` carries (None for a function's job)."""
+    cls = JOB_CLASSES.get(task_name)
+    if cls is None:
+        return None
+    return restore(cls, opened(state, cls.__qualname__) if cls.encrypted else state)  # type: ignore[no-any-return]
+
 
 class Job:
     """Subclass it, set what ``__init__`` receives on ``self``, and write ``handle()`` (async or sync)."""
@@ -103,6 +114,46 @@ class Job:
     def delete(self) -> None:
         """Done once handle() has returned, with no result."""
         self._running().delete()
+
+    # -- testing a job's own code (Laravel's withFakeQueueInteractions and its assertions) -------------------
+    def with_fake_queue_interactions(self) -> Job:
+        """Run ``handle()`` yourself in a test, then assert what it asked for (``assert_released(30)``)."""
+        self._interactions = Interactions.standalone(type(self).task.task_name)
+        self._interactions.ran = True
+        return self
+
+    def assert_released(self, delay: float | None = None) -> None:
+        released = self._running().released
+        assert released is not None, f"{type(self).__qualname__} was not released."
+        assert delay is None or released == delay, (
+            f"{type(self).__qualname__} was released for {released:g} s, not {delay:g} s."
+        )
+
+    def assert_not_released(self) -> None:
+        assert self._running().released is None, f"{type(self).__qualname__} was released."
+
+    def assert_deleted(self) -> None:
+        assert self._running().deleted, f"{type(self).__qualname__} was not deleted."
+
+    def assert_not_deleted(self) -> None:
+        assert not self._running().deleted, f"{type(self).__qualname__} was deleted."
+
+    def assert_failed(self) -> None:
+        assert self._running().failure is not None, f"{type(self).__qualname__} was not failed."
+
+    def assert_failed_with(self, error: type[BaseException] | str) -> None:
+        failure = self._running().failure
+        assert failure is not None, f"{type(self).__qualname__} was not failed."
+        if isinstance(error, str):
+            assert str(failure) == error, f"{type(self).__qualname__} failed with {failure!r}, not {error!r}."
+        else:
+            assert isinstance(failure, error), (
+                f"{type(self).__qualname__} failed with {failure!r}, not a {error.__name__}."
+            )
+
+    def assert_not_failed(self) -> None:
+        failure = self._running().failure
+        assert failure is None, f"{type(self).__qualname__} was failed: {failure!r}."
 
     def _running(self) -> Interactions:
         if self._interactions is None:
@@ -188,6 +239,7 @@ def _declare(cls: type[Job]) -> QueueTask[..., Any]:
             "go on after the timeout). Make handle() async, or drop timeout."
         )
     name = f"{cls.__module__}:{cls.__qualname__}"
+    JOB_CLASSES[name] = cls
 
     async def run(**state: Any) -> Any:
         return await _perform(cls, state)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from queue_manager.connection import Connection
     from queue_manager.manager import QueueManager
 
-TaskRef = AsyncTaskiqDecoratedTask[Any, Any] | str
+TaskRef = AsyncTaskiqDecoratedTask[Any, Any] | str | type
 # What the fake replaces on a broker that it fakes completely (kick/kick_many are replaced always).
 REPLACED_WHEN_ALL = ("startup", "shutdown", "size", "clear")
 
@@ -44,7 +44,12 @@ def _times(count: int) -> str:
 
 
 def task_name(task: TaskRef) -> str:
-    return task if isinstance(task, str) else task.task_name
+    """A task's name: a task, its name, or a job class (``SendWelcomeEmail``)."""
+    if isinstance(task, str):
+        return task
+    if isinstance(task, type):
+        return str(task.task.task_name)  # type: ignore[attr-defined]
+    return task.task_name
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,23 @@ class PushedJob:
     delay: float | None
     task_id: str
     labels: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def job(self) -> Any:
+        """The job class instance this dispatch carries (None for a ``@task`` function's)."""
+        from queue_manager.jobs.job import job_from
+
+        return job_from(self.task_name, self.kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        """A job class's attributes read through (``where=lambda job: job.user_id == 42``), as Laravel's fake
+        hands the callback the job."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        job = self.job
+        if job is None or name not in vars(job):
+            raise AttributeError(f"{self.task_name} was pushed without an attribute {name!r}")
+        return getattr(job, name)
 
     def __str__(self) -> str:
         params = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
@@ -96,6 +118,10 @@ class QueueFake:
             manager.check_connection_name(name)
         self.jobs: list[PushedJob] = []
         self._saved: list[tuple[AsyncBroker, dict[str, Any]]] = []
+        self._states: list[tuple[Connection, Any]] = []
+        from drivers.memory import MemoryControl
+
+        self.state = MemoryControl()  # where faked connections keep unique jobs' locks
         for other in [fake for fake in QueueFake.active if fake.manager is manager]:
             other.restore()
         for connection in manager.resolved.values():
@@ -156,6 +182,9 @@ class QueueFake:
         broker.startup = broker.shutdown = nothing  # type: ignore[method-assign]
         broker.size, broker.clear = size, clear  # type: ignore[attr-defined]
         broker.result_backend = FakeResultBackend()
+        # unique jobs' locks in the test's process, not on the server
+        self._states.append((connection, connection.__dict__.get("job_state")))
+        connection.job_state = lambda: self.state
 
     def record(self, connection: Connection, broker: AsyncBroker, message: BrokerMessage) -> None:
         parsed = broker.formatter.loads(message.message)
@@ -192,6 +221,12 @@ class QueueFake:
                 else:
                     broker.__dict__.pop(name, None)
         self._saved.clear()
+        for connection, state in self._states:
+            if state is None:
+                connection.__dict__.pop("job_state", None)
+            else:
+                connection.job_state = state
+        self._states.clear()
         self._stop_resolving()
         if self._container is not None:
             self._container.bind("queue", self.manager)
