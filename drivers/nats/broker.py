@@ -303,7 +303,10 @@ class NatsQueueBroker(Consuming[int], PullBasedJetStreamBroker):
         await self.give_back_taken()
         if self._client_open:
             self._client_open = False
-            await super().shutdown()  # closes the client, then TaskIQ's own shutdown
+            # TaskIQ's own shutdown first (taskiq-nats closes the client before it): the worker's last
+            # throughput and metrics flush in a middleware's shutdown still needs the connection
+            await AsyncBroker.shutdown(self)
+            await self.client.close()
         else:  # the server was down at startup: nothing of ours is open
             await AsyncBroker.shutdown(self)
 
