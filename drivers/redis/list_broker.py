@@ -59,6 +59,7 @@ logger = logging.getLogger("queue_manager.drivers.redis")
 
 # An idle worker serving several queues can block on one list only: it looks at the others this often.
 MULTI_QUEUE_POLL = 0.25
+PUSH_AT_ONCE = 1000  # values in one LPUSH of a bulk send (the largest Redis command stays small)
 FETCH = lua.source("fetch")  # reserve up to N jobs (moving due delayed and expired reserved ones back first)
 RELEASE = lua.source("release")  # give reserved jobs back to the head of their queue
 
@@ -102,6 +103,11 @@ class RedisListBroker(RedisHolding, RedisSending, ListQueueBroker):
 
     def push(self, redis: Any, key: str, message: BrokerMessage) -> Any:
         return redis.lpush(key, message.message)
+
+    def push_many(self, pipe: Any, key: str, messages: Sequence[BrokerMessage]) -> None:
+        """One LPUSH for them all: the first is taken first, as with one LPUSH each."""
+        for first in range(0, len(messages), PUSH_AT_ONCE):
+            pipe.lpush(key, *(message.message for message in messages[first : first + PUSH_AT_ONCE]))
 
     async def counts(self, queue: str) -> QueueCounts:
         """Waiting in the list, delayed (not due yet), reserved (fetched by a worker and not finished)."""

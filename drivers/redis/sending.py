@@ -93,6 +93,11 @@ class RedisSending:
         """Queue a due job on ``redis`` (a client or a pipeline)."""
         raise NotImplementedError
 
+    def push_many(self, pipe: Any, key: str, messages: Sequence[BrokerMessage]) -> None:
+        """Queue due jobs on one key, in order (a list takes them in one command)."""
+        for message in messages:
+            self.push(pipe, key, message)
+
     def length(self, pipe: Any, key: str) -> Any:
         """Queue on ``pipe`` the command that counts the jobs in ``key``."""
         raise NotImplementedError
@@ -146,11 +151,16 @@ class RedisSending:
         await check_reachable(self.spec, self.sender, self.connect_timeout)
         await super().startup()  # type: ignore[misc]
 
-    def _send(self, redis: Any, message: BrokerMessage) -> Any:
+    def _target(self, message: BrokerMessage) -> tuple[str, float | None]:
+        """The message's queue key, and when it is due (None: now); InvalidDelayError before anything is sent."""
         queue = message.labels.get(labels.QUEUE)
         key = self.key_for(check_queue(queue, self.spec.driver) if queue else None)
-        due = due_at(message)  # InvalidDelayError here, before anything is sent
-        if due is None or due - time.time() <= MIN_DELAY:
+        due = due_at(message)
+        return key, None if due is None or due - time.time() <= MIN_DELAY else due
+
+    def _send(self, redis: Any, message: BrokerMessage) -> Any:
+        key, due = self._target(message)
+        if due is None:
             return self.push(redis, key, message)
         return redis.zadd(delayed_key(key), {message.message: due})
 
@@ -160,6 +170,18 @@ class RedisSending:
     async def kick_many(self, messages: Sequence[BrokerMessage]) -> None:
         """Send many jobs in one round trip (``Connection.bulk``)."""
         async with self.sender.pipeline(transaction=False) as pipe:
+            run: list[BrokerMessage] = []  # due jobs in a row for one key: one command on a list
+            run_key = ""
             for message in messages:
-                self._send(pipe, message)
+                key, due = self._target(message)
+                if run and (due is not None or key != run_key):
+                    self.push_many(pipe, run_key, run)
+                    run = []
+                if due is None:
+                    run.append(message)
+                    run_key = key
+                else:
+                    pipe.zadd(delayed_key(key), {message.message: due})
+            if run:
+                self.push_many(pipe, run_key, run)
             await bounded(self.spec, self.send_timeout, pipe.execute())

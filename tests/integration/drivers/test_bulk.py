@@ -48,3 +48,30 @@ async def test_the_fake_records_bulk_dispatches(make_app: Callable[..., Any]) ->
     with manager.fake() as fake:
         await manager.connection("redis").bulk(collect, [(n,) for n in range(5)], queue="numbers")
     fake.assert_pushed(collect, times=5, connection="redis", queue="numbers")
+
+
+async def test_a_redis_list_bulk_keeps_the_order_of_its_jobs_across_queues_and_delays(queue_name: str) -> None:
+    """Due jobs in a row for one queue go in one LPUSH (1,000 values at most): a worker still takes them in the
+    order they were given, and delayed ones and those of another queue land where they belong."""
+    import json
+
+    from redis.asyncio import Redis
+
+    other = f"{queue_name}-other"
+    manager = QueueManager(load_settings({"driver": "redis", "connections": {"redis": {"queue": queue_name}}}))
+    connection = manager.connection()
+    try:
+        await connection.bulk(collect, [(n,) for n in range(2500)])
+        await connection.bulk(collect, [(n,) for n in range(2500, 2510)], queue=other)
+        await connection.dispatch(collect, -1).delay(600)
+        key_for = connection.broker.key_for  # type: ignore[attr-defined]
+        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
+            taken = [json.loads(raw)["args"][0] for raw in reversed(await redis.lrange(key_for(queue_name), 0, -1))]
+            assert taken == list(range(2500)), "taken from the tail: the first job given is the first run"
+            others = await redis.lrange(key_for(other), 0, -1)
+            assert [json.loads(raw)["args"][0] for raw in reversed(others)] == list(range(2500, 2510))
+        assert await queued("redis", queue_name) == 2500
+    finally:
+        await manager.shutdown()
+        await cleanup_queue("redis", queue_name)
+        await cleanup_queue("redis", other)
