@@ -171,7 +171,7 @@ class FailedJobs:
             job.task_name,
             attempts,
             "" if attempts == 1 else "s",
-            error_line(exception, message.labels),
+            error_line(exception, message.labels).rstrip("."),  # "...them).. Recorded" otherwise
             self._recorded(job, kept),
             exc_info=exception,  # the traceback, once per job that failed for good
         )
@@ -195,7 +195,7 @@ class FailedJobs:
             "Job %s (%s) cannot run: %s. %s: %s",
             job.task_id or "?",
             job.task_name,
-            poison.reason,
+            poison.reason.rstrip("."),
             self._recorded(job, kept).rstrip("."),
             poison.error + fix if poison.message is not None else poison.excerpt(),
         )
