@@ -10,6 +10,7 @@ the function's arguments by name (``job.user_id``), so a limit is written once f
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
@@ -109,7 +110,22 @@ def piped(func: Callable[..., Any], own: Sequence[JobMiddleware] = ()) -> Callab
         job = FunctionJob(func, args, kwargs, interactions)
         return await through(middleware, job, interactions, lambda _job: func(*args, **kwargs))
 
+    run.job_middleware = list(own)  # type: ignore[attr-defined]  # what a dispatch checks (needing_state)
     return run
+
+
+def needing_state(pending: Any, connection_middleware: Sequence[Any]) -> list[Any]:
+    """The job middleware of a dispatch that keeps state on the server (``needs_job_state``: RateLimited,
+    WithoutOverlapping, ThrottlesExceptions): the connection's, the ``@task``'s, a job class instance's. A dispatch
+    to a connection that keeps no job state is refused with the fix named, rather than queue a job that cannot
+    run guarded."""
+    task = getattr(pending, "task", None)  # None: the connection's middleware alone (a worker's boot)
+    found = [*connection_middleware, *getattr(getattr(task, "original_func", None), "job_middleware", ())]
+    job = getattr(pending, "job", None)
+    if job is not None and callable(getattr(job, "middleware", None)):
+        with contextlib.suppress(Exception):  # a middleware() that fails here fails the job when it runs, saying why
+            found.extend(job.middleware())
+    return [entry for entry in found if getattr(entry, "needs_job_state", False)]
 
 
 def _piped_sync(func: Callable[..., Any]) -> Callable[..., Any]:
