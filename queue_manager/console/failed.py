@@ -4,6 +4,7 @@ goes wrong (a bad id, a store that does not answer, jobs that could not be sent)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,14 +47,40 @@ class FailedJobCommand(ManagerCommand):
 
 class QueueFailedCommand(FailedJobCommand):
     name = "queue:failed"
-    description = "List the failed jobs (newest first)."
+    description = "List the failed jobs (newest first), or show one whole: its payload and traceback."
+    arguments = [argument("id", "Show this failed job (its id, or a unique first 6+ characters)", optional=True)]
     options = [
         option("connection", None, "Only the failed jobs of this connection", flag=False),
         option("queue", None, "Only the failed jobs of this queue", flag=False),
     ]
 
     def handle(self) -> int:
-        return self.run_command(self.list_jobs)
+        return self.run_command(self.show_job if self.argument("id") else self.list_jobs)
+
+    def show_job(self) -> int:
+        """One failed job whole, as Horizon shows it: what it carried (a job class's payload, a task's arguments)
+        and where and why it failed."""
+        id = self.argument("id")
+        job = self.with_manager(lambda manager: manager.failed.find(id))
+        if job is None:
+            raise QueueConfigurationError(f"No failed job matches {id!r} (see queue:failed).")
+        payload = {"args": job.args, "kwargs": job.kwargs} if job.args else job.kwargs
+        for label, value in (
+            ("ID", job.id),
+            ("Task", job.task_name),
+            ("Job id", job.task_id),
+            ("Connection", job.connection),
+            ("Queue", job.queue),
+            ("Attempts", str(job.attempts)),
+            ("Failed at", job.failed_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")),
+            ("Payload", json.dumps(payload, default=str)),
+            ("Error", f"{job.exception}: {job.message}"),
+        ):
+            self.line(f"<comment>{label:<11}</comment>{shown(value)}")
+        if job.traceback:
+            self.line("")
+            self.line(shown(job.traceback.rstrip()))
+        return 0
 
     def list_jobs(self) -> int:
         connection, queue = self.option("connection"), self.option("queue")

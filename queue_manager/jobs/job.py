@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -19,6 +20,8 @@ from taskiq.utils import maybe_awaitable
 
 from drivers.base import labels as wire
 from drivers.base.errors import QueueConfigurationError
+from queue_manager.bus import Batch, Bus
+from queue_manager.bus.wire import BATCH
 from queue_manager.dispatch import PendingDispatch
 from queue_manager.errors import JobPayloadError
 from queue_manager.jobs.encryption import opened, sealed
@@ -26,6 +29,8 @@ from queue_manager.jobs.payload import payload_of, restore
 from queue_manager.running.interactions import _CURRENT, Interactions
 from queue_manager.running.pipeline import check_middleware, through
 from queue_manager.tasks import QueueTask, register_failure_hook, registry, task_labels
+
+logger = logging.getLogger("queue_manager.jobs")
 
 #: task name -> job class: what the fake and the failed jobs rebuild a job from
 JOB_CLASSES: dict[str, type[Job]] = {}
@@ -115,6 +120,11 @@ class Job:
         """Done once handle() has returned, with no result."""
         self._running().delete()
 
+    async def batch(self) -> Batch | None:
+        """The batch this job belongs to, as its store has it now (``.cancelled``, ``.add([...])``), or None."""
+        batch_id = self._interactions.message.labels.get(BATCH) if self._interactions is not None else None
+        return await Bus.find_batch(str(batch_id)) if batch_id else None
+
     # -- testing a job's own code (Laravel's withFakeQueueInteractions and its assertions) -------------------
     def with_fake_queue_interactions(self) -> Job:
         """Run ``handle()`` yourself in a test, then assert what it asked for (``assert_released(30)``)."""
@@ -194,7 +204,7 @@ class PendingJob(PendingDispatch):
         return super().__await__()
 
 
-async def _perform(cls: type[Job], state: dict[str, Any]) -> Any:
+async def _perform(cls: type[Job], state: dict[str, Any], is_async: bool = True) -> Any:
     """Run one job of ``cls`` in the worker: rebuild it from its payload, then its middleware and handle()."""
     interactions = _CURRENT.get()
     if interactions is None:  # called outside the retry middleware (a broker made elsewhere): run it plainly
@@ -205,11 +215,17 @@ async def _perform(cls: type[Job], state: dict[str, Any]) -> Any:
         interactions.fail(error)
         raise
     job._interactions = interactions
-    own = check_middleware(job.middleware(), f"{cls.__qualname__}.middleware()")
-    handle = job.handle
+    own = (
+        []
+        if cls.middleware is Job.middleware
+        else check_middleware(job.middleware(), f"{cls.__qualname__}.middleware()")
+    )
+    if is_async and not own and not interactions.middleware:  # no middleware: straight to handle(), as piped() does
+        interactions.ran = True
+        return interactions.outcome(await job.handle())
 
     async def code(passed: Job) -> Any:
-        if inspect.iscoroutinefunction(handle):
+        if is_async:
             return await passed.handle()
         return await asyncio.to_thread(passed.handle)  # a sync handle() runs in a thread, as a sync task does
 
@@ -241,8 +257,10 @@ def _declare(cls: type[Job]) -> QueueTask[..., Any]:
     name = f"{cls.__module__}:{cls.__qualname__}"
     JOB_CLASSES[name] = cls
 
+    is_async = inspect.iscoroutinefunction(cls.handle)
+
     async def run(**state: Any) -> Any:
-        return await _perform(cls, state)
+        return await _perform(cls, state, is_async)
 
     run.__name__ = f"{cls.__name__}__job"
     run.__qualname__ = f"{cls.__qualname__}.__job__"
@@ -251,7 +269,12 @@ def _declare(cls: type[Job]) -> QueueTask[..., Any]:
 
     async def on_failure(record: Any, error: BaseException) -> None:
         state = dict(record.kwargs or {})
-        job = restore(cls, opened(state, cls.__qualname__) if cls.encrypted else state)
+        try:
+            job = restore(cls, opened(state, cls.__qualname__) if cls.encrypted else state)
+        except JobPayloadError as unreadable:  # no key, another key, a payload the class no longer takes
+            if cls.failed is not Job.failed:  # it was recorded as failed with that reason; one line, no traceback
+                logger.warning("%s.failed() was not called for job %s: %s", where, record.task_id, unreadable)
+            return
         await maybe_awaitable(job.failed(error))
 
     register_failure_hook(name, on_failure)

@@ -40,10 +40,14 @@ def restore(cls: type[Any], state: dict[str, Any]) -> Any:
     """A new instance of ``cls`` holding ``state`` (its ``__init__`` is not called: the state is what it set)."""
     job: Any = object.__new__(cls)
     adapters = _adapters(cls)
+    plain = _PLAIN[cls]
     for name, value in state.items():
         adapter = adapters.get(name)
+        if adapter is None or value is None or type(value) is plain.get(name):  # already what it is annotated as
+            job.__dict__[name] = value
+            continue
         try:
-            job.__dict__[name] = adapter.validate_python(value) if adapter is not None and value is not None else value
+            job.__dict__[name] = adapter.validate_python(value)
         except ValidationError as error:
             raise JobPayloadError(
                 f"{cls.__qualname__}.{name}: the job carries a value its annotation does not accept "
@@ -53,6 +57,8 @@ def restore(cls: type[Any], state: dict[str, Any]) -> Any:
 
 
 _ADAPTERS: dict[type[Any], dict[str, TypeAdapter[Any]]] = {}
+#: the attributes annotated with a plain JSON type (str, int, bool): a value of exactly that type needs no reading
+_PLAIN: dict[type[Any], dict[str, type[Any]]] = {}
 
 
 def _adapters(cls: type[Any]) -> dict[str, TypeAdapter[Any]]:
@@ -74,5 +80,6 @@ def _adapters(cls: type[Any]) -> dict[str, TypeAdapter[Any]]:
             adapters[name] = TypeAdapter(hint)
         except Exception:  # a type pydantic cannot validate (it was refused at dispatch anyway)
             continue
+    _PLAIN[cls] = {name: hint for name, hint in hints.items() if hint in (str, int, bool)}
     _ADAPTERS[cls] = adapters
     return adapters

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextvars
 import math
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from taskiq import Context, TaskiqMessage
 
 from drivers.base import labels
+from drivers.base.control import ControlState
 from drivers.base.delay import MAX_DELAY
 from drivers.base.errors import QueueConfigurationError
 
@@ -44,6 +46,9 @@ class Interactions:
         self.failure: BaseException | None = None
         self.deleted = False
         self.middleware: list[Any] = []  # the job middleware every job of the connection runs through
+        #: where the job's connection keeps job state (locks, rate limits) for job middleware; set by the retry
+        #: middleware (raises QueueConfigurationError naming the fix when the connection keeps none)
+        self.job_state: Callable[[], ControlState] | None = None
 
     def outcome(self, returned: Any) -> Any:
         """What the job's code returned, once it has: its result, or the release or failure it asked for."""

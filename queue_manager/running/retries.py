@@ -42,6 +42,7 @@ from queue_manager.running.interactions import (
     labels_after,
     running,
 )
+from queue_manager.running.pipeline import needing_state
 from queue_manager.text import error_line
 
 logger = logging.getLogger("queue_manager.retry")
@@ -78,10 +79,15 @@ class RetryMiddleware(TaskiqMiddleware):
         self.connection = connection
         #: where the connection keeps job state (a unique job's lock); set by the manager
         self.job_state: Callable[[], ControlState] | None = None
+        #: the connection's own queue, what a job's events name when its message carries none (the memory
+        #: driver's); set by the manager
+        self.default_queue = ""
         self._warned_sync_timeout: set[str] = set()
         self._running: dict[int, Interactions] = {}
 
     async def startup(self) -> None:
+        if self.broker.is_worker_process and self.job_state is not None and needing_state(None, self.job_middleware):
+            self.job_state()  # QUEUE_MIDDLEWARES keeping state on a connection that keeps none: no worker starts
         if self.hooks is not None and self.broker.is_worker_process:
             await self.hooks.worker_started()
 
@@ -95,6 +101,7 @@ class RetryMiddleware(TaskiqMiddleware):
         TimeoutError while the function goes on in its thread, and the retry would run beside it."""
         interactions = running(message)
         interactions.middleware = self.job_middleware
+        interactions.job_state = self.job_state
         self._running[id(message)] = interactions
         if labels.TIMEOUT in message.labels:
             task = self.broker.find_task(message.task_name)
@@ -115,7 +122,8 @@ class RetryMiddleware(TaskiqMiddleware):
 
     def _about(self, message: TaskiqMessage) -> tuple[str, str, str, str]:
         """(connection, queue, job id, task name): what every job event carries."""
-        queue = str(message.labels.get(labels.QUEUE) or getattr(getattr(self.broker, "spec", None), "queue", ""))
+        spec_queue = getattr(getattr(self.broker, "spec", None), "queue", "")
+        queue = str(message.labels.get(labels.QUEUE) or spec_queue or self.default_queue)
         return self.connection, queue, message.task_id, message.task_name
 
     def _policy(self, message: TaskiqMessage) -> tuple[int, list[float]]:

@@ -20,7 +20,10 @@ async def main(specs: list[dict], wait: bool) -> None:
     for spec in specs:
         module, _, name = spec["task"].rpartition(":")
         found = getattr(importlib.import_module(module), name) if module else getattr(jobs, name)
-        pending = dispatch(found, *spec.get("args", []))
+        if isinstance(found, type):  # a job class (queue_manager.Job): made with the args, then dispatched
+            pending = dispatch(found(*spec.get("args", [])))
+        else:
+            pending = dispatch(found, *spec.get("args", []))
         if spec.get("connection"):
             pending = pending.on_connection(spec["connection"])
         if spec.get("queue"):
