@@ -127,6 +127,9 @@ class QueueFake:
         for connection in manager.resolved.values():
             self.install(connection)
         self._stop_resolving = manager.resolving(self.install)
+        self.chains: list[Any] = []  # Bus.chain(...) dispatched: PendingChain
+        self.batches: list[FakedBatch] = []  # Bus.batch(...) dispatched
+        self._listen_to_the_bus()
         self._container = _container_binding(manager)
         if self._container is not None:
             self._container.bind("queue", self)
@@ -228,6 +231,7 @@ class QueueFake:
                 connection.job_state = state
         self._states.clear()
         self._stop_resolving()
+        self._stop_listening_to_the_bus()
         if self._container is not None:
             self._container.bind("queue", self.manager)
             self._container = None
@@ -317,8 +321,71 @@ class QueueFake:
         if len(self.jobs) != count:
             raise AssertionError(f"Expected {count} pushed jobs, but {len(self.jobs)} were.\n{self._listing()}")
 
+    # -- chains and batches (Laravel's Bus::assertChained / assertBatched) ----------------------------------
+    def _listen_to_the_bus(self) -> None:
+        from queue_manager.bus.batch import BATCH_LISTENERS
+        from queue_manager.bus.chain import CHAIN_LISTENERS
+
+        def on_batch(pending: Any, batch: Any) -> None:
+            self.batches.append(FakedBatch(batch.id, pending.batch_name, list(pending.jobs), dict(batch.options)))
+
+        self._on_chain, self._on_batch = self.chains.append, on_batch
+        CHAIN_LISTENERS.append(self._on_chain)
+        BATCH_LISTENERS.append(self._on_batch)
+
+    def _stop_listening_to_the_bus(self) -> None:
+        from queue_manager.bus.batch import BATCH_LISTENERS
+        from queue_manager.bus.chain import CHAIN_LISTENERS
+
+        if self._on_chain in CHAIN_LISTENERS:
+            CHAIN_LISTENERS.remove(self._on_chain)
+        if self._on_batch in BATCH_LISTENERS:
+            BATCH_LISTENERS.remove(self._on_batch)
+
+    def assert_chained(self, jobs: Sequence[TaskRef]) -> None:
+        """A chain of exactly these jobs (tasks, job classes or task names), in this order, was dispatched."""
+        wanted = [task_name(job) for job in jobs]
+        dispatched = [[pending.task.task_name for pending in chain.jobs] for chain in self.chains]
+        if wanted not in dispatched:
+            shown = "\n".join(f"  - {' -> '.join(chain)}" for chain in dispatched) or "  (none)"
+            raise AssertionError(
+                f"Expected the chain {' -> '.join(wanted)} to be dispatched. Chains dispatched:\n{shown}"
+            )
+
+    def assert_batched(self, where: Callable[[FakedBatch], bool] | None = None) -> None:
+        """A batch was dispatched (one for which ``where(batch)`` is true: ``batch.name``, ``batch.jobs``)."""
+        if not any(where is None or where(batch) for batch in self.batches):
+            shown = "\n".join(f"  - {batch}" for batch in self.batches) or "  (none)"
+            raise AssertionError(f"Expected a batch{' matching the callback' if where else ''}. Batches:\n{shown}")
+
+    def assert_nothing_batched(self) -> None:
+        if self.batches:
+            raise AssertionError(f"Expected no batch, but {len(self.batches)} were dispatched: {self.batches}")
+
+    def assert_batch_count(self, count: int) -> None:
+        if len(self.batches) != count:
+            raise AssertionError(f"Expected {count} batches, but {len(self.batches)} were dispatched.")
+
     def __repr__(self) -> str:
         return f"<QueueFake jobs={len(self.jobs)} tasks={self.tasks} connections={self.connections}>"
+
+
+@dataclass
+class FakedBatch:
+    """A batch dispatched while faking: its id, name, jobs (pending dispatches, a chain's as a PendingChain) and
+    options (connection, queue, allow_failures, callbacks)."""
+
+    id: str
+    name: str
+    jobs: list[Any]
+    options: dict[str, Any]
+
+    @property
+    def allows_failures(self) -> bool:
+        return bool(self.options.get("allow_failures"))
+
+    def __str__(self) -> str:
+        return f"batch {self.name!r} of {len(self.jobs)} job(s)"
 
 
 def _container_binding(manager: QueueManager) -> Any:

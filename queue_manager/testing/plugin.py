@@ -3,7 +3,8 @@
 Fixtures:
 - ``queue_app``: your app (``QUEUE_APP``, default ``bootstrap.application:app``), checked to run its
   default connection on the memory driver; without such a module, a bare app on the memory driver. For the
-  test, its failed jobs are kept in the test's process (``queue.failed.store``), never in the app's real store
+  test, its failed jobs and batches are kept in the test's process (``queue.failed.store``, ``queue.batches.store``),
+  never in the app's real stores
   (a test marked ``@pytest.mark.queue_real_stores`` keeps the configured one).
 - ``queue``: its ``QueueManager``.
 - ``queue_fake``: ``queue.fake()`` for the test, restored afterwards.
@@ -71,7 +72,8 @@ def queue_app(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.node.get_closest_marker("queue_real_stores"):
         yield app
         return
-    with app.make("queue.manager").failed.isolated():
+    manager = app.make("queue.manager")
+    with manager.failed.isolated(), manager.batches.isolated():
         yield app
 
 

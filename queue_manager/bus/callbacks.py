@@ -1,0 +1,108 @@
+"""Callbacks are jobs: a worker runs them, never the process that dispatched the batch or chain.
+
+Each is sent as a job of the built-in task ``queue_manager.bus:callback`` on the batch's (or the failed link's)
+connection, with a task id derived from its owner and kind. A send is noted in the store after it was made
+(``...:sent``), so a job delivered again does not send it again; should a worker die between the send and the
+note, the second copy finds the run claim (``...:<kind>``) taken by the first copy's nonce and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from taskiq.utils import maybe_awaitable
+
+from drivers.base import labels as wire_labels
+from queue_manager.bus import wire
+from queue_manager.bus.batch import Batch
+from queue_manager.bus.context import BusManager, bus_manager
+from queue_manager.running.interactions import current_job
+from queue_manager.tasks import registry
+
+logger = logging.getLogger("queue_manager.bus")
+CALLBACK_TASK = "queue_manager.bus:callback"
+
+
+class JobError(Exception):
+    """The error a ``catch`` callback receives: what the failed job raised, as its worker saw it."""
+
+    def __init__(self, message: str, job_id: str = "", task_name: str = "", kind: str = "") -> None:
+        super().__init__(message)
+        self.job_id, self.task_name, self.kind = job_id, task_name, kind
+
+    def to_dict(self) -> dict[str, str]:
+        return {"message": str(self), "job_id": self.job_id, "task_name": self.task_name, "kind": self.kind}
+
+    @classmethod
+    def of(cls, data: dict[str, Any] | None) -> JobError | None:
+        if not data:
+            return None
+        return cls(
+            str(data.get("message", "")),
+            str(data.get("job_id", "")),
+            str(data.get("task_name", "")),
+            str(data.get("kind", "")),
+        )
+
+
+async def send_callbacks(
+    manager: BusManager,
+    owner: str,
+    kind: str,
+    connection: str,
+    queue: str | None,
+    payload: dict[str, Any],
+) -> None:
+    """Send the callback job ``kind`` of ``owner`` (``batch:<id>`` or ``chain:<id>``) unless it was sent before."""
+    store = manager.batches.store
+    sent_key = f"{owner}:{kind}:sent"
+    if await store.owner(sent_key) is not None:
+        return
+    labels: dict[str, Any] = {wire.NONCE: wire.new_nonce()}
+    if queue:
+        labels[wire_labels.QUEUE] = queue
+    target = manager.connection(connection)
+    await target.send_named(
+        CALLBACK_TASK, [], {"owner": owner, "kind": kind, **payload}, labels, wire.callback_id(owner, kind)
+    )
+    await store.claim(sent_key, "1")
+
+
+@registry.task(task_name=CALLBACK_TASK)
+async def run_callbacks(
+    owner: str,
+    kind: str,
+    callbacks: dict[str, list[dict[str, str]]] | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    """Run the callbacks of one kind (``finish``: then, if all succeeded, and finally; ``catch``; a chain's
+    ``catch``/``finally``), each claimed first, so each runs once across every copy of this job."""
+    manager = bus_manager()
+    store = manager.batches.store
+    message = current_job().message
+    nonce = str(message.labels.get(wire.NONCE) or message.task_id)
+    broker = manager.connection().broker
+    failure = JobError.of(error)
+    batch: Batch | None = None
+    if owner.startswith("batch:"):
+        row = await store.find(owner.partition(":")[2])
+        if row is None:
+            logger.warning("Batch %s is gone: its %s callbacks do not run", owner, kind)
+            return
+        batch = Batch.of(row)
+        callbacks = batch.options
+    callbacks = callbacks or {}
+    if kind == "finish":
+        steps = ["finally"] if batch is not None and (batch.failed_jobs or batch.cancelled) else ["then", "finally"]
+    else:
+        steps = [kind]
+    for step in steps:
+        specs = callbacks.get(step) or []
+        if not specs or not await store.claim(f"{owner}:{step}", nonce):
+            continue
+        for spec in specs:
+            args: list[Any] = [] if batch is None else [batch]
+            if step == "catch":
+                args.append(failure)
+            await maybe_awaitable(wire.resolve_callback(spec, broker)(*args))

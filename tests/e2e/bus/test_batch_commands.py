@@ -1,0 +1,59 @@
+"""The batch commands as processes (``python artisan ...`` in the example app): queue:batches, queue:batch ID,
+queue:retry-batch ID (the batch's counts follow, and ``then`` runs once it all succeeded), queue:prune-batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.bus.support import TASKS, batch, bus_env, rows, send
+from tests.helpers import queue_work, run_python, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def artisan(env: dict[str, str], *args: str) -> str:
+    done = run_python("artisan", *args, env=env, timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_list_show_retry_and_prune_batches(queues: dict[str, str], record_dir: Path, tmp_path: Path) -> None:
+    env = bus_env(queues, record_dir, "redis")
+    spec = {
+        "batch": [["r", "ok", {}], ["r", "flaky", {"fail_once": True}], ["r", "ok2", {}]],
+        "then": True,
+        "finally": True,
+        "catch": True,
+        "allow_failures": True,
+        "name": "Nightly <import>",
+    }
+    with queue_work("redis", TASKS, env=env, log=tmp_path / "w.log") as worker:
+        id = send(spec, env)
+        assert wait_for(lambda: len(rows(record_dir, "finally")) == 1, timeout=60), worker.output()
+        listed = artisan(env, "queue:batches")
+        assert id in listed and "Nightly <import>" in listed and "100%" in listed, listed
+        shown = artisan(env, "queue:batch", id)
+        failed = batch(env, id).failed_job_ids
+        assert len(failed) == 1 and failed[0] in shown and "Failed jobs: 1" in shown, shown
+        assert rows(record_dir, "then") == []
+
+        retried = artisan(env, "queue:retry-batch", id)
+        assert "Retried 1 failed job" in retried, retried
+        assert wait_for(lambda: len(rows(record_dir, "then")) == 1, timeout=60), worker.output()
+    found = batch(env, id)
+    assert (found.failed_jobs, found.pending_jobs, found.processed_jobs, found.finished) == (0, 0, 3, True)
+    assert len(rows(record_dir, "finally")) == 1, "finally ran once, when the batch first finished"
+    assert len(rows(record_dir, "catch")) == 1
+
+    assert "Deleted 0 batches" in artisan(env, "queue:prune-batches")
+    assert "Deleted 1 batch" in artisan(env, "queue:prune-batches", "--hours=0")
+    assert batch(env, id) is None
+
+
+def test_an_unknown_batch_is_one_clear_line(queues: dict[str, str], record_dir: Path) -> None:
+    env = bus_env(queues, record_dir, "redis")
+    done = run_python("artisan", "queue:batch", "nope", env=env, timeout=90)
+    assert done.returncode == 1 and "No batch has the id 'nope'" in done.stderr + done.stdout, done.stderr
+    assert "Traceback" not in done.stderr

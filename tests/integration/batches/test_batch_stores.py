@@ -1,0 +1,132 @@
+"""The batch store against real servers: SQLite (a file), a private PostgreSQL and MariaDB, and the shared Redis.
+Each job is counted once by its id however often it is recorded, and exactly one record finishes the batch, with
+two writers racing over 1,000 completions each (the counter race every anchor lost)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from queue_manager.batches import DONE, FAILED, SKIPPED, BatchRow, BatchStore
+from queue_manager.batches.store import hours_ago, utc_now
+from tests.helpers import unique
+from tests.integration.failed.stores import REDIS_URL, delete_keys, drop_table
+from tests.servers import private_mariadb, private_postgres
+
+STORES = ["sqlite", "postgres", "mysql", "redis"]
+JOBS = 1000
+
+
+@pytest.fixture(scope="session")
+def batches_postgres_url() -> Iterator[str]:
+    with private_postgres("batches") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def batches_mysql_url() -> Iterator[str]:
+    with private_mariadb("batches") as server:
+        yield server.url
+
+
+@pytest.fixture(params=STORES)
+async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """Makes stores of one kind over the same data (each its own connections: two workers)."""
+    kind = request.param
+    made: list[BatchStore] = []
+    table = unique("batches_")
+    prefix = f"test:{unique('batches')}"
+    url = None
+    if kind in ("postgres", "mysql"):
+        url = str(request.getfixturevalue(f"batches_{kind}_url"))
+
+    def make() -> BatchStore:
+        if kind == "redis":
+            from queue_manager.batches.redis import RedisBatchStore
+
+            store: BatchStore = RedisBatchStore(REDIS_URL, prefix)
+        else:
+            from queue_manager.batches.database import DatabaseBatchStore
+
+            store = DatabaseBatchStore(url, table, tmp_path / "batches.sqlite")
+        made.append(store)
+        return store
+
+    try:
+        yield make
+    finally:
+        for store in made:
+            await store.close()
+        if kind == "redis":
+            await delete_keys(prefix)
+        elif url is not None:
+            for name in (f"{table}_jobs", f"{table}_claims", table):
+                await drop_table(url, name)
+
+
+async def test_two_writers_racing_over_2000_completions_count_each_once_and_finish_once(make_store: Any) -> None:
+    one, two = make_store(), make_store()
+    id = unique("b")
+    await one.create(BatchRow(id, "Race", 2 * JOBS, {"allow_failures": True}, utc_now()))
+    finished: list[bool] = []
+
+    async def writer(store: BatchStore, ids: list[str]) -> None:
+        async def each(job: str) -> None:
+            outcome = FAILED if job.endswith("7") else DONE
+            recorded = await store.record(id, job, outcome)
+            assert recorded is not None
+            finished.append(recorded.finished_now)
+
+        for first in range(0, len(ids), 25):  # 25 at a time per writer, as a worker runs jobs side by side
+            await asyncio.gather(*(each(job) for job in ids[first : first + 25]))
+
+    mine = [f"job-{n}" for n in range(JOBS)]
+    theirs = [f"job-{n}" for n in range(JOBS, 2 * JOBS)]
+    # each writer also records 100 of the other's jobs again: a job delivered twice, to two workers
+    await asyncio.gather(writer(one, mine + theirs[:100]), writer(two, theirs + mine[:100]))
+    row = await one.find(id)
+    assert row is not None
+    failed = sum(1 for n in range(2 * JOBS) if str(n).endswith("7"))
+    assert (row.done, row.failed, row.pending) == (2 * JOBS - failed, failed, 0)
+    assert sorted(row.failed_job_ids) == sorted(f"job-{n}" for n in range(2 * JOBS) if str(n).endswith("7"))
+    assert finished.count(True) == 1, "exactly one record finished the batch"
+    assert row.finished_at is not None
+
+
+async def test_a_failed_job_retried_then_done_and_added_jobs_and_skips(make_store: Any) -> None:
+    store = make_store()
+    id = unique("b")
+    await store.create(BatchRow(id, "Retry", 2, {}, utc_now()))
+    await store.record(id, "a", FAILED)
+    last = await store.record(id, "b", DONE)
+    assert last is not None and last.finished_now
+    await store.forget_failures(id, ["a"])
+    again = await store.find(id)
+    assert again is not None and again.pending == 1 and again.finished_at is None
+    done = await store.record(id, "a", DONE)
+    assert done is not None and done.finished_now and done.row.failed == 0 and done.row.done == 2
+    await store.add_jobs(id, 2)
+    grown = await store.find(id)
+    assert grown is not None and grown.total_jobs == 4 and grown.pending == 2 and grown.finished_at is None
+    await store.record(id, "c", SKIPPED)
+    end = await store.record(id, "d", DONE)
+    assert end is not None and end.finished_now and end.row.skipped == 1
+
+
+async def test_claims_have_one_owner_and_cancel_prune_and_listing(make_store: Any) -> None:
+    store = make_store()
+    id = unique("b")
+    await store.create(BatchRow(id, "Claims", 1, {"x": 1}, utc_now()))
+    assert await store.claim(f"batch:{id}:then", "n1")
+    assert await store.claim(f"batch:{id}:then", "n1"), "its owner may claim it again (a re-delivery)"
+    assert not await store.claim(f"batch:{id}:then", "n2")
+    assert await store.owner(f"batch:{id}:then") == "n1"
+    assert await store.cancel(id) and not await store.cancel(id)
+    listed = await store.all()
+    assert id in [row.id for row in listed] and listed[0].options in ({"x": 1}, listed[0].options)
+    assert await store.prune(hours_ago(24), hours_ago(72), utc_now()) >= 1  # cancelled before now
+    assert await store.find(id) is None and await store.owner(f"batch:{id}:then") is None
