@@ -4,8 +4,10 @@ binding: ``Event.listen(JobFailed, notify_team)``, or an ``EventServiceProvider`
 ``JobQueued`` when a dispatch was sent; in the worker ``JobProcessing`` before a job's code runs, then
 ``JobProcessed`` (it succeeded), ``JobReleased`` (back on its queue), ``JobExceptionOccurred`` (an attempt raised)
 or ``JobFailed`` (failed for good); ``WorkerStopping`` when a ``queue:work`` worker stops. Each carries the
-connection, queue, job id and task name, and where it applies the attempt, the exception or the delay. An app
-without the ``events`` binding pays nothing: no event is made unless someone listens to its class.
+connection, queue, job id and task name, and where it applies the attempt, the exception or the delay.
+``queue:monitor`` fires ``QueueBusy`` (a queue reached ``--max``) and ``LongWaitDetected`` (its wait crossed its
+``QUEUE_WAITS`` threshold). An app without the ``events`` binding pays nothing: no event is made unless someone
+listens to its class.
 """
 
 from __future__ import annotations
@@ -74,6 +76,16 @@ class QueueBusy:
     queue: str
     size: int
     limit: int
+
+
+@dataclass(frozen=True)
+class LongWaitDetected:
+    """``queue:monitor``: a queue's wait went over its ``QUEUE_WAITS`` threshold (once per crossing; Horizon's)."""
+
+    connection: str
+    queue: str
+    seconds: float  # the estimated wait (see "Alerts" in the README)
+    threshold: float
 
 
 class Events:

@@ -1,11 +1,10 @@
 """Operating the queues from the command line, Laravel's way: ``queue:size``, ``queue:clear``,
-``queue:monitor``, ``queue:pause`` and ``queue:resume``. Queues are named ``connection:queue``
+``queue:pause`` and ``queue:resume`` (``queue:monitor`` is in ``monitor``). Queues are named ``connection:queue``
 (``redis:emails``; a bare ``redis`` is that connection's queue), several with commas or spaces."""
 
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
     from queue_manager.manager import QueueManager
 
 T = TypeVar("T")
-logger = logging.getLogger("queue_manager.monitor")
 
 
 def parse_targets(manager: QueueManager, values: Iterable[str]) -> list[tuple[str, str]]:
@@ -118,62 +116,6 @@ class QueueClearCommand(OperatingCommand):
             return self.refuse(error)
         self.line(f"<info>Cleared {cleared} job{'' if cleared == 1 else 's'}</info> from {name}:{queue}.")
         return 0
-
-
-class QueueMonitorCommand(OperatingCommand):
-    name = "queue:monitor"
-    description = (
-        "Each queue's size and status; exits 1 (and logs a warning) when one is over --max or cannot be reached."
-    )
-    arguments = [argument("queues", "connection:queue,... to watch", optional=True, multiple=True)]
-    options = [option("max", None, "The most jobs a queue may hold (1000)", flag=False, default="1000"), TASKS_OPTION]
-
-    def handle(self) -> int:
-        try:
-            limit = int(self.option("max"))
-            if limit < 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            return self.refuse(
-                QueueConfigurationError(f"--max must be a whole number >= 0, got {self.option('max')!r}.")
-            )
-        try:
-            targets = self.targets(self.argument("queues"))
-            sizes = self.with_manager(lambda manager: _sizes(manager, targets))
-        except QueueConfigurationError as error:
-            return self.refuse(error)
-        alerts = 0
-        table = self.table()
-        table.set_headers(["Queue", "Size", "Status"])
-        for (name, queue), size in zip(targets, sizes, strict=True):
-            if isinstance(size, BrokerUnreachableError):
-                alerts += 1
-                table.add_row([f"{name}:{queue}", "-", "<error>UNREACHABLE</error>"])
-                logger.warning("Queue %s:%s cannot be measured (queue:monitor): %s", name, queue, size)
-                continue
-            alert = size > limit
-            alerts += alert
-            table.add_row([f"{name}:{queue}", str(size), "<error>ALERT</error>" if alert else "<info>OK</info>"])
-            if alert:
-                logger.warning(
-                    "Queue %s:%s holds %d jobs, more than the %d allowed (queue:monitor)", name, queue, size, limit
-                )
-        table.render()
-        for (name, queue), size in zip(targets, sizes, strict=True):
-            if isinstance(size, BrokerUnreachableError):
-                self.line_error(f"{name}:{queue}: {size}", style="error")
-        return 1 if alerts else 0
-
-
-async def _sizes(manager: QueueManager, targets: list[tuple[str, str]]) -> list[int | BrokerUnreachableError]:
-    """Each queue's size, or why it could not be read: one server that is down hides none of the others."""
-    sizes: list[int | BrokerUnreachableError] = []
-    for name, queue in targets:
-        try:
-            sizes.append(await manager.connection(name).size(queue))
-        except BrokerUnreachableError as error:
-            sizes.append(error)
-    return sizes
 
 
 class PauseCommand(OperatingCommand):

@@ -71,7 +71,7 @@ def test_queue_monitor_reports_every_queue_when_one_server_is_down() -> None:
     env = {"QUEUE_DRIVER": "redis", "NATS_URL": "nats://watcher:hunter2-pw@127.0.0.1:1"}
     done = run_python("artisan", "queue:monitor", "redis:default,nats:default", "--max=100000", env=env, timeout=120)
     table = {row[0]: row for row in rows(done.stdout)[1:]}
-    assert table["redis:default"][2] == "OK", done.stdout
-    assert table["nats:default"][2] == "UNREACHABLE", done.stdout
+    assert table["redis:default"][3] == "OK", done.stdout
+    assert table["nats:default"][3] == "UNREACHABLE", done.stdout
     assert "127.0.0.1:1" in done.stderr and "hunter2-pw" not in done.stdout + done.stderr
     assert done.returncode == 1, "an unreachable queue is an alert"
