@@ -728,11 +728,126 @@ async def bulk_dispatch(drivers: list[str], reps: int, count: int) -> None:
     )
 
 
+# -- 6. a job class against a @task function ------------------------------------------------------
+CLASS_VARIANTS = ("@task function", "Job class")
+
+
+async def class_jobs(drivers: list[str], reps: int, count: int) -> None:
+    """Drain ``count`` jobs of a ``Job`` class and of a ``@task`` function doing the same work, alternated, each
+    with a fresh worker process importing both (results on, the defaults)."""
+    from benchmarks.class_jobs import ClassJob, function_job
+
+    rows = []
+    for driver in drivers:
+        queue = f"bench-{uuid.uuid4().hex[:8]}"
+        manager = our_manager(driver, queue)
+        connection = manager.connection()
+        await connection.startup()
+        results: dict[str, list[tuple[float, int, int]]] = {}
+        try:
+            for _ in range(reps):
+                for variant in CLASS_VARIANTS:
+                    run = uuid.uuid4().hex
+                    if variant == "Job class":
+                        await connection.bulk([ClassJob(run, n) for n in range(count)])
+                    else:
+                        await connection.bulk(function_job, [(run, n) for n in range(count)])
+                    worker = Worker(["queue_manager.worker:broker", "benchmarks.class_jobs"], bench_env(driver, queue))
+                    try:
+                        results.setdefault(variant, []).append(await drained(run, count))
+                    finally:
+                        worker.stop()
+        finally:
+            await manager.shutdown()
+            await purge(driver, queue, remove=True)
+            if driver == "nats":
+                await drop_nats_streams(queue)
+        rows += e2e_rows(driver, results, statistics.median(r[0] for r in results[CLASS_VARIANTS[0]]))
+    function_cost, class_cost = await class_job_cost(reps, 20_000)
+    write(
+        "class-jobs",
+        f"A job class against a @task function: {count:,} jobs queued first, then one worker process; jobs/s "
+        f"from its first job to its last, median of {reps} (min–max)",
+        table(["driver", "variant", "jobs/s", "ratio to @task", "lost", "ran twice"], rows)
+        + "\n\nThe worker's own cost per job, without the broker or the job's work (rebuilding the job, the "
+        f"pipeline, the outcome): @task function {cell(function_cost, ' µs', 1)}, Job class "
+        f"{cell(class_cost, ' µs', 1)}.",
+    )
+
+
+async def class_job_cost(reps: int, count: int) -> tuple[list[float], list[float]]:
+    """µs per job of what the worker runs for a function and for a job class, their work made a no-op."""
+    from benchmarks import class_jobs
+    from queue_manager.running.interactions import _CURRENT, Interactions
+
+    async def nothing(run: str, number: int) -> None:
+        return None
+
+    work, class_jobs.job = class_jobs.job, type("NoWork", (), {"original_func": staticmethod(nothing)})()
+    function_task, class_task = class_jobs.function_job.original_func, class_jobs.ClassJob.task.original_func
+    samples: tuple[list[float], list[float]] = ([], [])
+    try:
+        for _ in range(reps):
+            for kept, call in zip(samples, (function_task, class_task), strict=True):
+                started = time.perf_counter()
+                for n in range(count):
+                    _CURRENT.set(Interactions.standalone("bench"))
+                    await call(run="r", number=n)
+                kept.append((time.perf_counter() - started) / count * 1e6)
+    finally:
+        class_jobs.job = work
+    return samples
+
+
+# -- insight: the worker's metrics, recent jobs and heartbeat (issue 26) ------------------------------------
+INSIGHT_VARIANTS = {"insight on (default)": {}, "insight off": {"QUEUE_INSIGHT__ENABLED": "false"}}
+
+
+async def insight_cost(reps: int, count: int) -> None:
+    """One ``queue:work`` process (our receiver, job lines off) draining the default Redis list with its metrics,
+    recent jobs and heartbeat on (the default) and off, alternated; the ratio is on / off."""
+    from benchmarks.jobs import job
+    from queue_manager.worker.process import worker_argv
+
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    manager = our_manager("redis", queue)
+    connection = manager.connection()
+    await connection.startup()
+    results: dict[str, list[tuple[float, int, int]]] = {variant: [] for variant in INSIGHT_VARIANTS}
+    try:
+        for rep in range(reps):  # on, off, then off, on: a drift of the machine counts against both alike
+            for variant, extra in list(INSIGHT_VARIANTS.items())[:: 1 if rep % 2 == 0 else -1]:
+                run = uuid.uuid4().hex
+                await connection.bulk(job, [(run, n) for n in range(count)])
+                env = {**bench_env("redis", queue), "QUEUE_WORKER_OUTPUT": "quiet", **extra}
+                worker = Worker([], env, worker_argv(["benchmarks.jobs"]))
+                try:
+                    results[variant].append(await drained(run, count))
+                finally:
+                    worker.stop()
+    finally:
+        await manager.shutdown()
+        await purge("redis", queue, remove=True)
+    baseline = statistics.median(r[0] for r in results["insight off"])
+    write(
+        "insight",
+        f"A worker's insight (metrics, recent jobs, heartbeat): one queue:work process draining {count:,} jobs from "
+        f"the default Redis list, on and off alternated; jobs/s, median of {reps} (min–max), ratio to off",
+        table(
+            ["driver", "variant", "jobs/s", "ratio to off", "lost", "ran twice"], e2e_rows("redis", results, baseline)
+        ),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "what",
-        choices=["dispatch", "e2e", "drain", "rabbitmq-results", "boot", "bulk", "peers", "all"],
+        choices=[
+            *("dispatch", "e2e", "drain", "rabbitmq-results", "boot", "bulk", "class-jobs", "insight", "peers", "all"),
+            "batches",
+            "middleware",
+        ],
         nargs="?",
         default="all",
     )
@@ -754,6 +869,18 @@ def main() -> None:
         boot_cost(drivers, args.reps)
     if args.what in ("bulk", "all"):
         asyncio.run(bulk_dispatch(drivers, args.reps, args.jobs or 20_000))
+    if args.what in ("class-jobs", "all"):
+        asyncio.run(class_jobs(["redis"] if args.what == "all" else drivers, args.reps, args.jobs or 5_000))
+    if args.what in ("insight", "all"):
+        asyncio.run(insight_cost(args.reps, args.jobs or 20_000))
+    if args.what in ("batches", "all"):
+        from benchmarks.batches import batches
+
+        asyncio.run(batches(drivers, args.reps, args.jobs or 10_000, 5_000))
+    if args.what in ("middleware", "all"):
+        from benchmarks.middleware import middleware_cost
+
+        asyncio.run(middleware_cost(args.reps, args.jobs or 500))
     if args.what == "peers" or (args.what == "all" and PEERS_PYTHON.exists()):
         asyncio.run(peers(args.reps, args.jobs or 5_000))
     elif args.what == "all":

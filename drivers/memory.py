@@ -14,13 +14,14 @@ import asyncio
 import time
 from collections.abc import Sequence
 from functools import cached_property
+from typing import Any
 
 from pydantic import Field
 from taskiq import AsyncBroker, BrokerMessage, InMemoryBroker
 from taskiq.exceptions import UnknownTaskError
 
 from drivers.base.contract import DriverInfo, QueueCounts
-from drivers.base.control import ControlState
+from drivers.base.control import ControlState, Entry, Pushed
 from drivers.base.delay import seconds_until_due
 from drivers.base.options import DriverOptions
 from drivers.base.spec import BrokerSpec
@@ -41,7 +42,11 @@ DRIVER = DriverInfo("drivers.memory", MemoryOptions, shares_results=False, in_pr
 class MemoryControl(ControlState):
     """The memory driver's control state: in the process (it has no workers elsewhere)."""
 
+    keeps_insight = True
+
     def __init__(self) -> None:
+        self.maps: dict[str, tuple[dict[str, str], float]] = {}  # insight: name -> (fields, when it expires)
+        self.lists: dict[str, tuple[list[str], float]] = {}  # insight: name -> (values newest first, expiry)
         self.values: dict[str, str] = {}
         self.claims: dict[str, float] = {}  # name -> when it expires (time.monotonic)
         self.locks: dict[str, tuple[str, float]] = {}  # name -> (owner, when it expires)
@@ -93,6 +98,32 @@ class MemoryControl(ControlState):
             return False
         self.claims[name] = now + ttl
         return True
+
+    async def write(self, writes: Sequence[Entry | Pushed]) -> None:
+        now = time.monotonic()
+        for write in writes:
+            if isinstance(write, Entry):
+                fields = self._live(self.maps, write.name, {})
+                fields[write.field] = write.value
+                self.maps[write.name] = (fields, now + write.ttl)
+            else:
+                values = [*reversed(write.values), *self._live(self.lists, write.name, [])][: write.cap]
+                self.lists[write.name] = (values, now + write.ttl)
+
+    @staticmethod
+    def _live(store: dict[str, tuple[Any, float]], name: str, empty: Any) -> Any:
+        found = store.get(name)
+        return found[0] if found is not None and found[1] > time.monotonic() else empty
+
+    async def entries(self, names: list[str]) -> list[dict[str, str]]:
+        return [dict(self._live(self.maps, name, {})) for name in names]
+
+    async def listed(self, name: str, count: int) -> list[str]:
+        return list(self._live(self.lists, name, []))[:count]
+
+    async def forget(self, name: str, fields: list[str]) -> None:
+        for field in fields:
+            self._live(self.maps, name, {}).pop(field, None)
 
 
 class UnknownInMemoryTaskError(UnknownTaskError):

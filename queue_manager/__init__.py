@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from drivers import BrokerFactory, BrokerSpec
 from drivers.base.contract import QueueCounts
 from drivers.base.control import ControlState
+from queue_manager.bus import Batch, Bus
 from queue_manager.connection import Connection
 from queue_manager.context import use_manager
 from queue_manager.dispatch import PendingDispatch, dispatch
@@ -61,11 +62,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Batch",
     "BrokerAuthenticationError",
     "BrokerFactory",
     "BrokerSpec",
     "BrokerUnreachableError",
     "BulkDispatchError",
+    "Bus",
     "Connection",
     "ConnectionSettings",
     "ControlState",

@@ -23,10 +23,12 @@ from drivers.base import labels
 from drivers.base.contract import CountsQueues, QueueCounts, ReportsCounts
 from drivers.base.control import ControlState, JobStateUnsupported, control_of, paused_key
 from drivers.base.names import check_queue_name
+from queue_manager import insight
 from queue_manager.dispatch import PendingDispatch, dispatch
 from queue_manager.errors import BulkDispatchError, raise_if_unreachable
 from queue_manager.events import Events, JobQueued
 from queue_manager.handles import QueueKicker
+from queue_manager.running.pipeline import needing_state
 from queue_manager.sending import kiq_many
 
 Pinger = Callable[[BrokerSpec], Awaitable[None]]
@@ -56,6 +58,7 @@ class Connection:
         known = DRIVERS.get(spec.driver)
         self._queue_rule = known.queue_rule if known is not None else None
         self._started = False
+        self._fired = False  # the broker's startup event fired during our own startup()
         self._lock = asyncio.Lock()
         for event in (TaskiqEvents.CLIENT_STARTUP, TaskiqEvents.WORKER_STARTUP):
             broker.add_event_handler(event, self._mark(True))
@@ -64,7 +67,10 @@ class Connection:
 
     def _mark(self, started: bool) -> Callable[[TaskiqState], None]:
         def handler(_state: TaskiqState) -> None:
-            self._started = started
+            if started and self._lock.locked():  # our own startup() says so once the broker is connected
+                self._fired = True
+            else:
+                self._started = started
 
         return handler
 
@@ -93,11 +99,16 @@ class Connection:
         """Start the broker once (idempotent); an unreachable server raises BrokerUnreachableError."""
         async with self._lock:
             if not self._started:
+                self._fired = False
                 try:
                     await self.broker.startup()
                 except BaseException:
                     self._started = False  # the startup event fired before the failure
                     raise
+                # only now: TaskIQ fires the startup event before the broker connects, and a concurrent first
+                # dispatch that saw `started` then would send on a broker not yet connected (RabbitMQ); a faked
+                # startup (QueueFake) fires nothing and starts nothing
+                self._started = self._fired
 
     async def shutdown(self) -> None:
         async with self._lock:
@@ -152,6 +163,34 @@ class Connection:
         except QueueConfigurationError:
             return None
 
+    # -- insight (Horizon's metrics, recent jobs, workers), as queue:work workers record it: queue_manager.insight --
+    async def metrics(self, queue: str | None = None, task: str | None = None, minutes: int = 60) -> dict[str, Any]:
+        """Per task and per queue over the last ``minutes`` (at most 60): jobs and failures per minute, runtime and
+        wait (dispatch to start) p50/p95/max in ms; ``task`` matches part of a task's name."""
+        return await insight.metrics(self, queue, task, minutes)
+
+    async def recent_jobs(
+        self, failed: bool = False, task: str | None = None, tag: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """The newest completed (``failed=True``: failed) jobs, newest first, with their tags and arguments
+        (secret-looking ones redacted); ``task`` matches part of the task's name, ``tag`` one of its tags."""
+        return await insight.recent_jobs(self, failed, task, tag, limit)
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """The live ``queue:work`` processes of this connection (host, pid, queues, jobs done, running now)."""
+        return await insight.workers(self)
+
+    async def monitor_tag(self, tag: str) -> str:
+        """Horizon's "monitor a tag": workers keep its jobs in a list of their own, longer (read once a minute)."""
+        return await insight.monitor_tag(self, tag)
+
+    async def stop_monitoring_tag(self, tag: str) -> None:
+        await insight.stop_monitoring_tag(self, tag)
+
+    async def monitored_tags(self) -> list[str]:
+        """The tags monitored with ``monitor_tag`` (``QUEUE_INSIGHT__MONITORED_TAGS``'s are monitored besides)."""
+        return await insight.monitored_tags(self)
+
     def _control(self) -> ControlState:
         control = control_of(self.broker)
         if control is None:
@@ -186,6 +225,7 @@ class Connection:
         ``DispatchUnreachableError`` whether it failed at the start or at the send (TaskIQ's kicker wraps
         the latter in ``SendTaskError``). A unique job that is already queued or running is not sent: None."""
         self.check_queue(pending.queue)  # this driver's rule, before TaskIQ's kicker would wrap its refusal
+        self._check_job_state(pending)
         try:
             if not self._started:
                 await self.startup()
@@ -202,6 +242,15 @@ class Connection:
             delay = max(0.0, float(eta) - time.time()) if eta is not None else None
             await self.events.fire(JobQueued(self.name, pending.queue, sent.task_id, pending.task.task_name, delay))
         return sent  # type: ignore[return-value]
+
+    def _check_job_state(self, pending: PendingDispatch) -> None:
+        """A job whose middleware keeps state (RateLimited, WithoutOverlapping, ThrottlesExceptions) is refused
+        here, naming the STATE setting, by a connection that keeps none: it would fail when it ran."""
+        if self.job_state is None:
+            return
+        retry = next((m for m in self.broker.middlewares if hasattr(m, "job_middleware")), None)
+        if needing_state(pending, getattr(retry, "job_middleware", [])):
+            self.job_state()
 
     async def _send_unique(self, pending: PendingDispatch, name: str, ttl: float) -> AsyncTaskiqTask[Any] | None:
         """Take the job's unique lock for the task id it is sent with, then send it; a send that fails frees the
@@ -276,10 +325,14 @@ class Connection:
             pendings = [PendingDispatch(task, tuple(args), {}, connection=self) for args in jobs]  # type: ignore[arg-type]
         for pending in pendings:
             pending.close()  # sent below, through kiq_many (or send), never by being awaited
+        checked: set[str] = set()
         for pending in pendings:
             if queue is not None:
                 pending.on_queue(queue)
             self.check_queue(pending.queue)
+            if pending.task.task_name not in checked:  # one of each task: its job middleware's job state
+                checked.add(pending.task.task_name)
+                self._check_job_state(pending)
         outcomes: list[Any] = [None] * len(pendings)
         groups: dict[tuple[str, str], list[int]] = {}
         for index, pending in enumerate(pendings):

@@ -26,6 +26,7 @@ from drivers.base.names import check_queue_name
 from queue_manager.context import Destination, current
 from queue_manager.errors import NeverAwaitedWarning
 from queue_manager.handles import QueueKicker
+from queue_manager.insight.tags import auto_tags, job_tags, merge_tags
 
 Delay = float | int | timedelta | datetime
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -104,6 +105,11 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
         self.labels.update(labels)
         return self
 
+    def with_tags(self, *tags: str) -> Self:
+        """Horizon's tags, besides the task's and the models' (``.with_tags("customer:42")``): search jobs by them."""
+        self.labels[wire.TAGS] = merge_tags(self.labels.get(wire.TAGS), tags)
+        return self
+
     @contextmanager
     def _refused(self) -> Iterator[None]:
         """A fluent call that raises already told the caller: no never-awaited warning on top."""
@@ -177,6 +183,9 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
     def kicker(self, broker: AsyncBroker) -> AsyncKicker[Any, Any]:
         """TaskIQ's kicker for this job: every send (one job or a bulk) goes through its ``kiq``."""
         labels = {**self.task.labels, **self.labels}
+        job = getattr(self, "job", None)  # a job class's dispatch: its tags(), or the models among its attributes
+        found = job_tags(job) if job is not None else auto_tags(self.args, self.kwargs)
+        labels[wire.TAGS] = merge_tags(self.task.labels.get(wire.TAGS), self.labels.get(wire.TAGS), found)
         return QueueKicker(
             task_name=self.task.task_name,
             broker=broker,

@@ -9,11 +9,14 @@ fit the annotation).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, TypeVar
 
-from taskiq import AsyncTaskiqTask, TaskiqResult
+from taskiq import AsyncTaskiqTask, TaskiqMessage, TaskiqResult
 from taskiq.compat import parse_obj_as
 from taskiq.kicker import AsyncKicker
+
+from drivers.base.labels import QUEUED_AT
 
 R = TypeVar("R")
 logger = logging.getLogger("taskiq.task")  # TaskIQ's own, where its warning came from
@@ -39,6 +42,12 @@ class JobHandle(AsyncTaskiqTask[R]):
 
 class QueueKicker(AsyncKicker[Any, Any]):
     """TaskIQ's kicker (every hook, every send), returning a ``JobHandle``."""
+
+    def _prepare_message(self, *args: Any, **kwargs: Any) -> TaskiqMessage:
+        """Every send is stamped with its time (``queued_at``): insight's wait time runs from it to the start."""
+        message = super()._prepare_message(*args, **kwargs)
+        message.labels[QUEUED_AT] = round(time.time(), 3)
+        return message
 
     async def kiq(self, *args: Any, **kwargs: Any) -> JobHandle[Any]:
         sent = await super().kiq(*args, **kwargs)

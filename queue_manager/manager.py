@@ -31,6 +31,8 @@ from drivers.base.control import ControlState, control_of
 from drivers.base.errors import unknown_name_error
 from drivers.base.reach import unreachable
 from drivers.common.poison import RejectsPoison
+from queue_manager.batches import Batches
+from queue_manager.bus.running import BusMiddleware
 from queue_manager.connection import Connection, Pinger
 from queue_manager.context import current
 from queue_manager.dispatch import PendingDispatch, dispatch
@@ -70,6 +72,8 @@ class QueueManager:
         self.add_middlewares(*self.settings.middlewares)
         #: Laravel's failed jobs: ``manager.failed.all()``, ``find``, ``retry``, ``forget``, ``flush``.
         self.failed = FailedJobs(self, self.settings.failed, base_path)
+        #: Job batches (``Bus.batch``) and chain claims: ``manager.batches.store``.
+        self.batches = Batches(self.settings.batches, base_path, self._batches_redis_url)
         self.validate()
 
     # -- names ---------------------------------------------------------------------------------
@@ -211,7 +215,10 @@ class QueueManager:
                 partial(self.failed.record, name), self.failed, self.job_middleware, self.events, name
             )
             retries.job_state = partial(self.job_state_of, name)
+            retries.default_queue = spec.queue
             broker.add_middlewares(retries)
+        if not any(isinstance(m, BusMiddleware) for m in broker.middlewares):
+            broker.add_middlewares(BusMiddleware(self, name))  # chains move on, batches count: after the retries
         broker.add_middlewares(*(make() for make in self._middlewares))
         if isinstance(broker, RejectsPoison):  # a message no worker can run is recorded, then acknowledged
             broker.poison_handler = partial(self.failed.record_poison, name)
@@ -275,6 +282,22 @@ class QueueManager:
             except Exception:  # one broker failing to close must not keep the others open
                 logger.exception("Queue connection '%s' failed to shut down", connection.name)
         await self.failed.close()
+        await self.batches.close()
+
+    def _batches_redis_url(self, connection: str | None) -> str:
+        """QUEUE_BATCHES__DRIVER=redis: batches in the Redis of QUEUE_BATCHES__CONNECTION (default: the default)."""
+        name = connection or self._default
+        self.check_connection_name(name)
+        settings = self.settings.connections[name]
+        known = DRIVERS.get(settings.driver)
+        if known is None or known.redis_store_url is None:
+            lending = ", ".join(driver for driver, info in DRIVERS.items() if info.redis_store_url is not None)
+            raise QueueConfigurationError(
+                f"QUEUE_BATCHES__DRIVER=redis keeps batches in the Redis of a queue connection, but connection "
+                f"'{name}' uses the {settings.driver} driver. Set QUEUE_BATCHES__CONNECTION to a connection on "
+                f"{lending}, or use QUEUE_BATCHES__DRIVER=database."
+            )
+        return known.redis_store_url(settings.url_value or "", settings.options)
 
     def dispatch(self, task: Any, *args: Any, **kwargs: Any) -> PendingDispatch:
         """Dispatch a task or a job class's instance (``Queue.dispatch(...)`` through the facade): on its own
@@ -323,6 +346,8 @@ class QueueManager:
         for name in self.settings.connections:
             self._validate_connection(name, self.settings.spec(name))
         self.failed.check()
+        if self.settings.batches.driver == "redis":  # the batch store's Redis, checked without connecting
+            self._batches_redis_url(self.settings.batches.connection)
 
     def _validate_connection(self, name: str, spec: BrokerSpec) -> None:
         self._validate_results(name)

@@ -10,6 +10,8 @@ memory driver); a custom driver's broker may offer one too. Many processes read 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -27,8 +29,35 @@ def paused_key(queue: str) -> str:
     return f"paused:{queue}"
 
 
+@dataclass(frozen=True)
+class Entry:
+    """Insight: one field of the map ``name``; the map expires ``ttl`` seconds after its last write."""
+
+    name: str
+    field: str
+    value: str
+    ttl: int
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """Insight: ``values`` (oldest first) put at the head of the list ``name``, which keeps its newest ``cap`` values
+    and expires ``ttl`` seconds after its last push."""
+
+    name: str
+    values: tuple[str, ...]
+    cap: int
+    ttl: int
+
+
+class InsightUnsupported(NotImplementedError):
+    """This connection's server keeps no insight (metrics, recent jobs, workers)."""
+
+
 class ControlState(ABC):
     """Named values shared by the processes of one connection; None when unset."""
+
+    keeps_insight = False  # offers write/entries/listed/forget (queue_manager.insight)
 
     @abstractmethod
     async def get(self, name: str) -> str | None: ...
@@ -66,6 +95,23 @@ class ControlState(ABC):
         """Set ``name`` for ``ttl`` seconds (at most ``MAX_CLAIM_TTL``) if it is unset, atomically: True for the one
         caller that set it. ``queue:schedule`` claims each tick, so several schedulers send it once."""
         raise NotImplementedError(f"{type(self).__name__} cannot claim a value")
+
+    # -- insight (queue_manager.insight): maps and capped lists that expire, written in one round trip -----------
+    async def write(self, writes: Sequence[Entry | Pushed]) -> None:
+        """Apply ``writes`` together (one round trip where the server allows)."""
+        raise InsightUnsupported(type(self).__name__)
+
+    async def entries(self, names: list[str]) -> list[dict[str, str]]:
+        """Each map's fields ({} for one never written or expired)."""
+        raise InsightUnsupported(type(self).__name__)
+
+    async def listed(self, name: str, count: int) -> list[str]:
+        """The list's newest ``count`` values, newest first."""
+        raise InsightUnsupported(type(self).__name__)
+
+    async def forget(self, name: str, fields: list[str]) -> None:
+        """Remove fields of the map ``name`` (a worker that stopped, or died)."""
+        raise InsightUnsupported(type(self).__name__)
 
 
 class JobStateUnsupported(NotImplementedError):

@@ -27,3 +27,5 @@ UNIQUE_UNTIL_PROCESSING = "unique_until_processing"  # "1": the lock goes when t
 MAX_EXCEPTIONS = "max_exceptions"  # exceptions after which a job fails for good (a job class's max_exceptions)
 FAIL_ON_TIMEOUT = "fail_on_timeout"  # "1": a timed-out attempt fails the job for good
 UNIQUE_FOR = "unique_for"  # seconds a unique job's lock lasts at most (declared by its task or job class)
+QUEUED_AT = "queued_at"  # when the job was sent, a Unix timestamp: insight's wait time (dispatch -> start)
+TAGS = "tags"  # the job's tags, comma-separated (@task(tags=...), .with_tags(...), a job class's tags(), models' ids)

@@ -8,14 +8,17 @@ value. (They were ``<prefix>control:<name>``: ``queue:pause redis:foo`` overwrot
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from drivers.base.control import ControlState
+from drivers.base.control import ControlState, Entry, Pushed
 from drivers.base.names import CONTROL_MARK
 from drivers.redis import lua
 
 
 class RedisControl(ControlState):
+    keeps_insight = True
+
     def __init__(self, redis: Any, prefix: str, cluster: bool) -> None:
         self.redis = redis
         self.prefix = f"{prefix}control{CONTROL_MARK}"
@@ -62,3 +65,34 @@ class RedisControl(ControlState):
         # A cluster refuses MGET across slots; redis-py's mget_nonatomic asks each slot's node and keeps the order.
         values = await (self.redis.mget_nonatomic(keys) if self.cluster else self.redis.mget(keys))
         return [int(value or 0) for value in values]
+
+    async def write(self, writes: Sequence[Entry | Pushed]) -> None:
+        """Insight: one pipeline (not a transaction: a cluster sends each slot's commands to its node)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for write in writes:
+                key = self.prefix + write.name
+                if isinstance(write, Entry):
+                    pipe.hset(key, write.field, write.value)
+                else:
+                    pipe.lpush(key, *write.values)
+                    pipe.ltrim(key, 0, write.cap - 1)
+                pipe.expire(key, write.ttl)
+            await pipe.execute()
+
+    async def entries(self, names: list[str]) -> list[dict[str, str]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.prefix + name)
+            found = await pipe.execute()
+        return [{_text(field): _text(value) for field, value in (each or {}).items()} for each in found]
+
+    async def listed(self, name: str, count: int) -> list[str]:
+        return [_text(value) for value in await self.redis.lrange(self.prefix + name, 0, count - 1)]
+
+    async def forget(self, name: str, fields: list[str]) -> None:
+        if fields:
+            await self.redis.hdel(self.prefix + name, *fields)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -13,7 +13,10 @@ from typing import Any
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "queue_manager.console.work": ("QueueWorkCommand", "QueueRestartCommand"),
+    "queue_manager.console.supervise": ("QueueSuperviseCommand",),
+    "queue_manager.console.monitor": ("QueueMonitorCommand",),
     "queue_manager.console.schedule": ("QueueScheduleCommand",),
+    "queue_manager.console.insight": ("QueueMetricsCommand", "QueueWorkersCommand"),
     "queue_manager.console.failed": (
         "QueueFailedCommand",
         "QueueRetryCommand",
@@ -21,10 +24,15 @@ COMMANDS: dict[str, tuple[str, ...]] = {
         "QueueFlushCommand",
         "QueuePruneFailedCommand",
     ),
+    "queue_manager.console.batches": (
+        "QueueBatchesCommand",
+        "QueueBatchCommand",
+        "QueueRetryBatchCommand",
+        "QueuePruneBatchesCommand",
+    ),
     "queue_manager.console.ops": (
         "QueueSizeCommand",
         "QueueClearCommand",
-        "QueueMonitorCommand",
         "QueuePauseCommand",
         "QueueResumeCommand",
     ),

@@ -16,10 +16,13 @@ from pydantic import BaseModel, Field, ImportString, ValidationError, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from drivers import DRIVERS, BrokerSpec, QueueConfigurationError
+from queue_manager.settings.batches import BatchSettings
 from queue_manager.settings.connection import ConnectionSettings, url_scheme
 from queue_manager.settings.errors import DEFAULT_CONNECTIONS, describe_validation_error, unparsable_env_error
 from queue_manager.settings.failed import FailedSettings
+from queue_manager.settings.insight import InsightSettings
 from queue_manager.settings.lists import CommaList
+from queue_manager.settings.waits import check_waits
 from queue_manager.settings.web import WebSettings
 
 
@@ -73,6 +76,18 @@ class QueueSettings(BaseSettings, WebSettings):
     )
     failed: FailedSettings = Field(
         default_factory=FailedSettings, description="where failed jobs are kept (QUEUE_FAILED__DRIVER, __URL, ...)"
+    )
+    batches: BatchSettings = Field(
+        default_factory=BatchSettings, description="where job batches are kept (QUEUE_BATCHES__DRIVER, __URL, ...)"
+    )
+    insight: InsightSettings = Field(
+        default_factory=InsightSettings,
+        description="metrics, recent jobs, tags and live workers (QUEUE_INSIGHT__METRICS=false, __RECENT_JOBS=...)",
+    )
+    waits: dict[str, float] = Field(
+        default_factory=dict,
+        description="seconds a queue may wait before queue:monitor fires LongWaitDetected: "
+        'QUEUE_WAITS=\'{"redis:default": 60, "redis:*": 300}\'',
     )
     tasks: CommaList = Field(
         default_factory=lambda: ["app.tasks"],
@@ -131,6 +146,11 @@ class QueueSettings(BaseSettings, WebSettings):
                 if known is not None and known.env_url is not None:
                     connection["url"] = known.env_url()
         return {**data, "connections": merged}
+
+    @model_validator(mode="after")
+    def _waits_name_known_connections(self) -> QueueSettings:
+        check_waits(self.waits, self.connections)
+        return self
 
     @model_validator(mode="after")
     def _failed_store_reaches_its_redis(self) -> QueueSettings:

@@ -29,6 +29,7 @@ from drivers.base.control import ControlState, control_of, restart_key
 from queue_manager.events import WorkerStopping
 from queue_manager.running.retries import RetryMiddleware
 from queue_manager.worker.entry import stop_taskiq_worker
+from queue_manager.worker.insight import insight_recorder
 from queue_manager.worker.middlewares import Throughput, WorkerDefaults, env_number, worker_defaults
 from queue_manager.worker.output import JobLines
 
@@ -99,6 +100,9 @@ class QueueReceiver(Receiver):
             broker.add_middlewares(WorkerDefaults(defaults))
         default_queue = getattr(getattr(broker, "spec", None), "queue", "default")
         broker.add_middlewares(JobLines(lifecycle.output, default_queue=default_queue), Throughput(default_queue))
+        recorder = insight_recorder(broker, lifecycle.queues, default_queue)
+        if recorder is not None:
+            broker.add_middlewares(recorder)
         if lifecycle.output != "quiet" and not logging.getLogger("taskiq").isEnabledFor(logging.INFO):
             # the job line says a failed attempt will be retried; the INFO record would say it twice (-v shows it)
             logging.getLogger("queue_manager.retry").setLevel(logging.WARNING)

@@ -54,3 +54,16 @@ def add_dashboard(
     check_access(environment, guard, settings.dashboard_public, settings.variable)
     fastapi.state.queue_dashboard = Dashboard(manager, probe, checked, shown, api=f"{prefix}/api")
     fastapi.include_router(router, prefix=prefix, dependencies=[Depends(guard)] if guard is not None else [])
+    _add_insight(fastapi, prefix, settings.insight, [Depends(guard)] if guard is not None else [])
+    from queue_manager.web.dashboard.batches import batches_router  # the Batches panel's routes
+
+    fastapi.include_router(batches_router, prefix=prefix, dependencies=[Depends(guard)] if guard is not None else [])
+
+
+def _add_insight(fastapi: Any, prefix: str, insight: Any, guarded: list[Any]) -> None:
+    """The insight routes (``web.dashboard.insight``), and the Prometheus text where it is turned on."""
+    from queue_manager.web.dashboard.insight import insight_router, prometheus_router
+
+    fastapi.include_router(insight_router, prefix=prefix, dependencies=guarded)
+    if insight.prometheus:
+        fastapi.include_router(prometheus_router(insight.prometheus_path), dependencies=guarded)

@@ -14,6 +14,8 @@ from string import Template
 from typing import Any
 
 from queue_manager.web.dashboard.assets import asset
+from queue_manager.web.dashboard.batches_panel import batches_section
+from queue_manager.web.dashboard.insight_panels import insight_section
 
 POLL_MS = 2000
 DASH = "\u2013"  # an en dash: a count the driver cannot tell
@@ -152,4 +154,6 @@ def render_page(stats: dict[str, Any], api: str, nonce: str) -> str:
         cards="".join(connection_card(entry, minutes) for entry in stats["connections"]),
         failed_total=_e(failed_total(failed)),
         failed_table=failed_table(failed),
+        insight=insight_section(stats, nonce),
+        batches=batches_section(nonce),
     )
