@@ -81,8 +81,9 @@ def test_rate_limited_across_two_workers(driver: str, queues: dict[str, str], re
     found = starts(record_dir)
     assert sorted(found) == list(range(20)), "every job ran, once"
     times = [at for at, _ in found.values()]
-    # a start is recorded a moment after its slot was counted: 0.1 s of slack for that delay, not for the limit
-    assert most_in_a_window(times, 1.9) <= 5, sorted(times)
+    # A start is logged after its slot was taken on the server, up to a busy machine's scheduling delay later: a
+    # 1.5 s window tolerates half a second of it, and a per-worker limit (10 per 2 s here) still fails it.
+    assert most_in_a_window(times, 1.5) <= 5, sorted(times)
     assert max(times) - min(times) >= 5.5, "20 jobs at 5 per 2 s need at least three more windows"
     assert len({pid for _, pid in found.values()}) >= 2 or driver == "nats", "both workers took jobs"
 
