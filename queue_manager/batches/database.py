@@ -198,6 +198,7 @@ class DatabaseBatchStore(BatchStore):
                     failed_jobs=0,
                     skipped_jobs=0,
                     created_at=row.created_at,
+                    finished_at=row.finished_at,  # set for an empty batch: finished when made
                     options=json.dumps(row.options),
                 )
             )

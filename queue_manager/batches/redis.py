@@ -106,6 +106,7 @@ class RedisBatchStore(BatchStore):
                     "total": row.total_jobs,
                     "created": row.created_at.timestamp(),
                     "options": json.dumps(row.options),
+                    **({"finished": row.finished_at.timestamp()} if row.finished_at is not None else {}),
                 },
             )
             pipe.zadd(self.index, {row.id: row.created_at.timestamp()})

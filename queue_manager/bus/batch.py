@@ -18,6 +18,7 @@ from drivers.base import labels as wire_labels
 from queue_manager.batches import BatchRow
 from queue_manager.batches.store import utc_now
 from queue_manager.bus import wire
+from queue_manager.bus.callback_sending import send_callbacks
 from queue_manager.bus.chain import PendingChain, _pending, send_link
 from queue_manager.bus.context import BusManager, bus_manager
 from queue_manager.dispatch import PendingDispatch
@@ -178,9 +179,13 @@ class PendingBatch:
             **self.callbacks,
         }
         row = BatchRow(str(uuid.uuid4()), self.batch_name, self.total, options, utc_now())
+        if not self.jobs:  # nothing will run to finish it: finished now, its then/finally sent now (as Laravel)
+            row.finished_at = row.created_at
         await manager.batches.store.create(row)
         batch = Batch.of(row)
         await _send_members(manager, batch, self.jobs)
+        if not self.jobs and (self.callbacks["then"] or self.callbacks["finally"]):
+            await send_callbacks(manager, f"batch:{row.id}", "finish", connection, self.queue, {})
         for listener in list(BATCH_LISTENERS):
             listener(self, batch)
         return batch

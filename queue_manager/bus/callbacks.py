@@ -13,15 +13,14 @@ from typing import Any
 
 from taskiq.utils import maybe_awaitable
 
-from drivers.base import labels as wire_labels
 from queue_manager.bus import wire
 from queue_manager.bus.batch import Batch
-from queue_manager.bus.context import BusManager, bus_manager
+from queue_manager.bus.callback_sending import CALLBACK_TASK
+from queue_manager.bus.context import bus_manager
 from queue_manager.running.interactions import current_job
 from queue_manager.tasks import registry
 
 logger = logging.getLogger("queue_manager.bus")
-CALLBACK_TASK = "queue_manager.bus:callback"
 
 
 class JobError(Exception):
@@ -44,29 +43,6 @@ class JobError(Exception):
             str(data.get("task_name", "")),
             str(data.get("kind", "")),
         )
-
-
-async def send_callbacks(
-    manager: BusManager,
-    owner: str,
-    kind: str,
-    connection: str,
-    queue: str | None,
-    payload: dict[str, Any],
-) -> None:
-    """Send the callback job ``kind`` of ``owner`` (``batch:<id>`` or ``chain:<id>``) unless it was sent before."""
-    store = manager.batches.store
-    sent_key = f"{owner}:{kind}:sent"
-    if await store.owner(sent_key) is not None:
-        return
-    labels: dict[str, Any] = {wire.NONCE: wire.new_nonce()}
-    if queue:
-        labels[wire_labels.QUEUE] = queue
-    target = manager.connection(connection)
-    await target.send_named(
-        CALLBACK_TASK, [], {"owner": owner, "kind": kind, **payload}, labels, wire.callback_id(owner, kind)
-    )
-    await store.claim(sent_key, "1")
 
 
 @registry.task(task_name=CALLBACK_TASK)

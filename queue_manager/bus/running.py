@@ -21,7 +21,8 @@ from taskiq.exceptions import NoResultError
 
 from queue_manager.batches import DONE, FAILED, SKIPPED
 from queue_manager.bus import wire
-from queue_manager.bus.callbacks import JobError, send_callbacks
+from queue_manager.bus.callback_sending import send_callbacks
+from queue_manager.bus.callbacks import JobError
 from queue_manager.bus.chain import send_link
 from queue_manager.bus.context import BusManager
 from queue_manager.running.interactions import _CURRENT

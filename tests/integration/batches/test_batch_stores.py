@@ -117,6 +117,16 @@ async def test_a_failed_job_retried_then_done_and_added_jobs_and_skips(make_stor
     assert end is not None and end.finished_now and end.row.skipped == 1
 
 
+async def test_a_batch_made_finished_is_found_finished(make_store: Any) -> None:
+    """An empty batch is finished when it is made (nothing would ever finish it): the store keeps that."""
+    store = make_store()
+    id, now = unique("b"), utc_now()
+    await store.create(BatchRow(id, "Empty", 0, {}, now, finished_at=now))
+    found = await store.find(id)
+    assert found is not None and found.total_jobs == 0 and found.pending == 0
+    assert found.finished_at is not None and abs((found.finished_at - now).total_seconds()) < 1
+
+
 async def test_claims_have_one_owner_and_cancel_prune_and_listing(make_store: Any) -> None:
     store = make_store()
     id = unique("b")

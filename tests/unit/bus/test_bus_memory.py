@@ -252,3 +252,12 @@ async def test_the_default_store_is_sqlite_under_storage(clean_env: pytest.Monke
     finally:
         await manager.shutdown()
         use_manager(None)
+
+
+async def test_an_empty_batch_is_finished_at_once_and_runs_then_and_finally(manager: QueueManager) -> None:
+    """No job will ever finish it (Laravel runs its callbacks at once): finished when dispatched, then/finally once."""
+    batch = await Bus.batch([]).then(batch_then).catch(batch_catch).finally_(batch_finally).dispatch()
+    await wait_for(lambda: any(isinstance(r, tuple) and r[0] == "finally" for r in RAN))
+    assert RAN.count(("then", 0, 0)) == 1 and RAN.count(("finally", 0, 0, 0)) == 1, RAN
+    found = await Bus.find_batch(batch.id)
+    assert found is not None and found.finished and found.total_jobs == 0 and found.pending_jobs == 0
