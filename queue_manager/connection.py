@@ -342,8 +342,8 @@ class Connection:
                 groups.setdefault((pending.task.task_name, pending.queue), []).append(index)
         for indexes in groups.values():
             template = pendings[indexes[0]]
-            calls = [(pendings[i].args, pendings[i].kwargs) for i in indexes]
-            for index, outcome in zip(indexes, await kiq_many(template.kicker, self.broker, calls), strict=True):
+            calls = [pendings[i].call() for i in indexes]
+            for index, outcome in zip(indexes, await kiq_many(template.kicker(self.broker), calls), strict=True):
                 outcomes[index] = outcome
         sent = [outcome for outcome in outcomes if isinstance(outcome, AsyncTaskiqTask)]
         failed = [(index, outcome) for index, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)]

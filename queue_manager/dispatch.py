@@ -182,16 +182,24 @@ class PendingDispatch(Coroutine[Any, Any, "AsyncTaskiqTask[Any]"]):
 
     def kicker(self, broker: AsyncBroker) -> AsyncKicker[Any, Any]:
         """TaskIQ's kicker for this job: every send (one job or a bulk) goes through its ``kiq``."""
-        labels = {**self.task.labels, **self.labels}
-        job = getattr(self, "job", None)  # a job class's dispatch: its tags(), or the models among its attributes
-        found = job_tags(job) if job is not None else auto_tags(self.args, self.kwargs)
-        labels[wire.TAGS] = merge_tags(self.task.labels.get(wire.TAGS), self.labels.get(wire.TAGS), found)
+        labels = {**self.task.labels, **self.labels, **self.own_labels()}
         return QueueKicker(
             task_name=self.task.task_name,
             broker=broker,
             labels={key: value for key, value in labels.items() if value is not None},
             return_type=self.task.return_type,
         )
+
+    def own_labels(self) -> dict[str, Any]:
+        """The labels this job has that another job of its group may not (its tags: the task's, its own, and
+        a job class's ``tags()`` or the models among its arguments); None where it has none."""
+        job = getattr(self, "job", None)
+        found = job_tags(job) if job is not None else auto_tags(self.args, self.kwargs)
+        return {wire.TAGS: merge_tags(self.task.labels.get(wire.TAGS), self.labels.get(wire.TAGS), found)}
+
+    def call(self) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
+        """What ``sending.kiq_many`` sends of it with its group's kicker."""
+        return self.args, self.kwargs, self.own_labels()
 
     def __await__(self) -> Generator[Any, None, AsyncTaskiqTask[Any]]:
         return self._sending().__await__()

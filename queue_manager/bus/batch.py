@@ -238,11 +238,8 @@ async def _send_members(manager: BusManager, batch: Batch, members: Iterable[Pen
         connection.check_queue(extra.get(wire_labels.QUEUE) or own_queue)
         await connection.startup()
 
-        def kicker(broker: Any, template: PendingDispatch = template, extra: dict[str, Any] = extra) -> Any:
-            return template.kicker(broker).with_labels(**extra)
-
-        calls = [(pending.args, pending.kwargs) for pending in pendings]
-        outcomes = await kiq_many(kicker, connection.broker, calls)
+        kicker = template.kicker(connection.broker).with_labels(**extra)
+        outcomes = await kiq_many(kicker, [pending.call() for pending in pendings])
         errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if errors:
             raise errors[0]

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
+from taskiq import TaskiqMessage, TaskiqMiddleware
 
 from queue_manager import QueueManager, task
 from queue_manager.settings import load_settings
@@ -75,3 +77,58 @@ async def test_a_redis_list_bulk_keeps_the_order_of_its_jobs_across_queues_and_d
         await manager.shutdown()
         await cleanup_queue("redis", queue_name)
         await cleanup_queue("redis", other)
+
+
+class Customer(BaseModel):
+    id: int
+
+
+@task
+async def bill(customer: Any, amount: int) -> None:
+    return None
+
+
+class Hooks(TaskiqMiddleware):
+    """Records each hook as TaskIQ's ``kiq`` calls it; refuses one job in ``pre_send``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, int]] = []
+
+    def pre_send(self, message: TaskiqMessage) -> TaskiqMessage:
+        if message.args[1] == 3:
+            raise ValueError("amount 3 is refused")
+        self.calls.append(("pre", message.args[1]))
+        return message
+
+    async def post_send(self, message: TaskiqMessage) -> None:
+        self.calls.append(("post", message.args[1]))
+
+
+async def test_a_bulk_runs_every_hook_once_per_job_and_gives_each_job_its_own_tags(queue_name: str) -> None:
+    """Each job's message is its own (its models' tags, not its group's first job's), each middleware's pre_send
+    and post_send run once for each job sent, and a job a middleware refuses fails alone."""
+    import json
+
+    from redis.asyncio import Redis
+
+    from queue_manager.errors import BulkDispatchError
+
+    manager = QueueManager(load_settings({"driver": "redis", "connections": {"redis": {"queue": queue_name}}}))
+    connection = manager.connection()
+    hooks = Hooks()
+    connection.broker.add_middlewares(hooks)
+    try:
+        with pytest.raises(BulkDispatchError) as caught:
+            await connection.bulk(bill, [(Customer(id=n), n) for n in range(5)])
+        assert [index for index, _ in caught.value.failed] == [3]
+        assert "amount 3 is refused" in str(caught.value.failed[0][1])
+        assert len(caught.value.sent) == 4
+        assert sorted(hooks.calls) == sorted([(hook, n) for n in (0, 1, 2, 4) for hook in ("pre", "post")])
+        async with Redis.from_url("redis://127.0.0.1:6379/0") as redis:
+            raw = await redis.lrange(connection.broker.key_for(queue_name), 0, -1)  # type: ignore[attr-defined]
+        tags = {json.loads(r)["args"][1]: json.loads(r)["labels"].get("tags") for r in raw}
+        assert tags == {n: f"Customer:{n}" for n in (0, 1, 2, 4)}
+    finally:
+        await manager.shutdown()
+        await cleanup_queue("redis", queue_name)
