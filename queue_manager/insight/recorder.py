@@ -129,7 +129,7 @@ class InsightRecorder(TaskiqMiddleware):
         queued = job_labels.get(QUEUED_AT)
         wait = None
         if queued is not None:  # from the send, or from when a delayed (or retried) job was due
-            since = _number(queued) or wall
+            since = queued if type(queued) is float else _number(queued) or wall  # a float, as sent
             eta = job_labels.get(ETA)
             if eta is not None:
                 since = max(since, _number(eta) or 0.0)
@@ -215,13 +215,13 @@ class InsightRecorder(TaskiqMiddleware):
             "runtime_ms": round(runtime, 3),
             "wait_ms": round(wait, 3) if wait is not None else None,
             "finished": round(finished, 3),
-            "arguments": arguments,
             "arguments_cut": cut,
             "worker": self.worker_id,
         }
         if error is not None:
             record["error"] = error[:2000]
-        return json.dumps(record, default=str, ensure_ascii=False)
+        text = json.dumps(record, default=str, ensure_ascii=False)
+        return f'{text[:-1]}, "arguments": {arguments}}}'  # the arguments' JSON, made once (to measure it)
 
     def heartbeat(self) -> dict[str, Any]:
         running = [

@@ -15,18 +15,29 @@ REDACTED = "********"
 MAX_DEPTH = 6
 
 
+_PLAIN = (str, int, float, bool, type(None))
+_SECRET_KEYS: dict[str, bool] = {}  # a worker sees the same few argument names again and again
+
+
+def _secret(key: str) -> bool:
+    found = _SECRET_KEYS.get(key)
+    if found is None:
+        if len(_SECRET_KEYS) > 10_000:
+            _SECRET_KEYS.clear()
+        found = _SECRET_KEYS[key] = SECRET.search(key) is not None
+    return found
+
+
 def redacted(value: Any, depth: int = 0) -> Any:
     """``value`` with the values of secret-looking keys (``password``, ``api_key``, ``token``, ...) replaced."""
+    if isinstance(value, _PLAIN):  # most arguments: first
+        return value
     if depth > MAX_DEPTH:
         return "…"
     if isinstance(value, dict):
-        return {
-            str(key): REDACTED if SECRET.search(str(key)) else redacted(item, depth + 1) for key, item in value.items()
-        }
+        return {str(key): REDACTED if _secret(str(key)) else redacted(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [redacted(item, depth + 1) for item in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
     dump = getattr(value, "model_dump", None)  # a pydantic model the worker parsed the argument into
     if callable(dump):
         try:
@@ -40,29 +51,39 @@ def redacted(value: Any, depth: int = 0) -> Any:
 
 def named_arguments(function: Callable[..., Any] | None, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The arguments by their parameter's name (so ``password`` is found in a positional argument too)."""
-    if function is not None:
-        try:
-            return dict(_signature(function).bind_partial(*args, **kwargs).arguments)
-        except (TypeError, ValueError):
-            pass
+    if function is not None and args:
+        names, rest = _positional(function)
+        if len(args) <= len(names) or rest is not None:
+            named = dict(zip(names, args, strict=False))
+            if len(args) > len(names):
+                named[rest or "args"] = list(args[len(names) :])
+            return {**named, **kwargs}
     return {**({"args": list(args)} if args else {}), **kwargs}
 
 
-_SIGNATURES: dict[Callable[..., Any], inspect.Signature] = {}
+_POSITIONAL: dict[Callable[..., Any], tuple[list[str], str | None]] = {}
+_BY_POSITION = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-def _signature(function: Callable[..., Any]) -> inspect.Signature:
-    if function not in _SIGNATURES:
-        if len(_SIGNATURES) > 10_000:
-            _SIGNATURES.clear()
-        _SIGNATURES[function] = inspect.signature(function)
-    return _SIGNATURES[function]
+def _positional(function: Callable[..., Any]) -> tuple[list[str], str | None]:
+    """The names its positional arguments bind to, and its ``*args`` name (None without one); read once."""
+    known = _POSITIONAL.get(function)
+    if known is None:
+        if len(_POSITIONAL) > 10_000:
+            _POSITIONAL.clear()
+        try:
+            parameters = list(inspect.signature(function).parameters.values())
+        except (TypeError, ValueError):
+            parameters = []
+        names = [p.name for p in parameters if p.kind in _BY_POSITION]
+        rest = next((p.name for p in parameters if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+        known = _POSITIONAL[function] = (names, rest)
+    return known
 
 
-def kept_arguments(arguments: dict[str, Any], limit: int) -> tuple[Any, bool]:
-    """Redacted arguments, or their JSON cut to ``limit`` characters (and True) when longer."""
-    clean = redacted(arguments)
-    text = json.dumps(clean, default=str, ensure_ascii=False)
+def kept_arguments(arguments: dict[str, Any], limit: int) -> tuple[str, bool]:
+    """The redacted arguments as JSON, or (and True) their JSON cut to ``limit`` characters, as a JSON string."""
+    text = json.dumps(redacted(arguments), default=str, ensure_ascii=False)
     if len(text) <= limit:
-        return clean, False
-    return text[:limit] + "…", True
+        return text, False
+    return json.dumps(text[:limit] + "…", ensure_ascii=False), True

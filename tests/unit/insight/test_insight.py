@@ -67,11 +67,17 @@ def test_secret_looking_arguments_are_redacted_and_long_ones_cut() -> None:
     def login(user: str, password: str, options: dict[str, Any]) -> None: ...
 
     named = named_arguments(login, ["ada", "hunter2"], {"options": {"api_key": "k", "depth": 1}})
-    kept, cut = kept_arguments(named, 2000)
-    assert kept == {"user": "ada", "password": REDACTED, "options": {"api_key": REDACTED, "depth": 1}}
+    text, cut = kept_arguments(named, 2000)
+    assert json.loads(text) == {"user": "ada", "password": REDACTED, "options": {"api_key": REDACTED, "depth": 1}}
     assert not cut
-    kept, cut = kept_arguments({"blob": "x" * 5000}, 200)
+    text, cut = kept_arguments({"blob": "x" * 5000}, 200)
+    kept = json.loads(text)
     assert cut and isinstance(kept, str) and len(kept) == 201 and kept.endswith("…")
+    assert named_arguments(login, ["ada", "hunter2", {}, "extra"], {}) == {"args": ["ada", "hunter2", {}, "extra"]}
+
+    def many(first: str, *rest: str, token: str = "") -> None: ...
+
+    assert named_arguments(many, ["a", "b", "c"], {"token": "t"}) == {"first": "a", "rest": ["b", "c"], "token": "t"}
 
 
 def test_models_among_the_arguments_are_tagged_and_tags_merge_once() -> None:
