@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from datetime import datetime
 
-from queue_manager.batches.store import DONE, FAILED, BatchRow, BatchStore, Outcome, Recorded, utc_now
+from queue_manager.batches.store import DONE, FAILED, SKIPPED, BatchRow, BatchStore, Outcome, Recorded, oldest, utc_now
 
 
 class MemoryBatchStore(BatchStore):
@@ -13,6 +14,7 @@ class MemoryBatchStore(BatchStore):
         self.rows: dict[str, BatchRow] = {}
         self.jobs: dict[str, dict[str, str]] = {}
         self.claims: dict[str, str] = {}
+        self.claimed_at: dict[str, datetime] = {}  # when each claim was made (prune)
 
     @property
     def where(self) -> str:
@@ -69,16 +71,18 @@ class MemoryBatchStore(BatchStore):
         row.cancelled_at = utc_now()
         return True
 
-    async def forget_failures(self, id: str, job_ids: list[str]) -> None:
+    async def forget_failures(self, id: str, job_ids: list[str], skipped: Sequence[str] = ()) -> None:
         outcomes = self.jobs.get(id, {})
-        for job in job_ids:
-            if outcomes.get(job) == FAILED:
-                del outcomes[job]
+        for jobs, state in ((job_ids, FAILED), (skipped, SKIPPED)):
+            for job in jobs:
+                if outcomes.get(job) == state:
+                    del outcomes[job]
         if id in self.rows:
             self.rows[id].finished_at = None
-        self.claims.pop(f"batch:{id}:finish:sent", None)  # when they succeed, the batch finishes again
+        self._forget_claim(f"batch:{id}:finish:sent")  # when they succeed, the batch finishes again
 
     async def claim(self, key: str, owner: str) -> bool:
+        self.claimed_at.setdefault(key, utc_now())
         return self.claims.setdefault(key, owner) == owner
 
     async def owner(self, key: str) -> str | None:
@@ -94,10 +98,17 @@ class MemoryBatchStore(BatchStore):
         ]
         for id in gone:
             await self.delete(id)
+        cutoff = oldest(finished_before, unfinished_before, cancelled_before)
+        for key in [key for key, made in self.claimed_at.items() if made < cutoff]:
+            self._forget_claim(key)
         return len(gone)
 
     async def delete(self, id: str) -> None:
         self.rows.pop(id, None)
         self.jobs.pop(id, None)
         for key in [key for key in self.claims if key.startswith(f"batch:{id}:")]:
-            del self.claims[key]
+            self._forget_claim(key)
+
+    def _forget_claim(self, key: str) -> None:
+        self.claims.pop(key, None)
+        self.claimed_at.pop(key, None)

@@ -2,7 +2,8 @@
 
 Keys: ``<prefix>:<id>`` (a hash: the batch's fields and its three counts), ``<prefix>:<id>:jobs`` (a hash, job id
 -> outcome), ``<prefix>:index`` (id -> created_at, newest first in listings) and ``<prefix>:claim:<key>`` (a
-callback's or chain link's owner, expiring after ``CLAIM_TTL``). Recording a job is one Lua script: the outcome is
+callback's or chain link's owner, expiring after ``CLAIM_TTL``, deleted by ``prune`` once older than its longest
+window). Recording a job is one Lua script: the outcome is
 set under its job id only if it is new (or a failed job now succeeded), the count moves only then, and the batch
 moves to finished with ``HSETNX``, so the counts are exact under any number of workers and re-deliveries.
 """
@@ -10,13 +11,14 @@ moves to finished with ``HSETNX``, so the counts are exact under any number of w
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from drivers.base.urls import host_port, mask_url
-from queue_manager.batches.store import BatchRow, BatchStore, Outcome, Recorded, utc_now
+from queue_manager.batches.store import BatchRow, BatchStore, Outcome, Recorded, oldest, utc_now
 
 MAX_CONNECTIONS = 20
 POOL_TIMEOUT = 30.0
@@ -42,12 +44,15 @@ local finished_now = 0
 if pending <= 0 and redis.call('HSETNX', KEYS[1], 'finished', ARGV[3]) == 1 then finished_now = 1 end
 return {new, finished_now}
 """
-# KEYS: the batch, its jobs. ARGV: job ids. Failed ones are pending again.
+# KEYS: the batch, its jobs. ARGV: how many failed job ids, they, then skipped job ids. Those are pending again.
 FORGET = """
-for _, job in ipairs(ARGV) do
-  if redis.call('HGET', KEYS[2], job) == 'f' then
-    redis.call('HDEL', KEYS[2], job)
-    redis.call('HINCRBY', KEYS[1], 'f', -1)
+local failed = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  local state = 's'
+  if i <= failed + 1 then state = 'f' end
+  if redis.call('HGET', KEYS[2], ARGV[i]) == state then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('HINCRBY', KEYS[1], state, -1)
   end
 end
 redis.call('HDEL', KEYS[1], 'finished')
@@ -166,8 +171,10 @@ class RedisBatchStore(BatchStore):
             return False
         return bool(await self.client.hsetnx(self.key(id), "cancelled", str(utc_now().timestamp())))  # type: ignore[misc]
 
-    async def forget_failures(self, id: str, job_ids: list[str]) -> None:
-        await self.client.eval(FORGET, 2, self.key(id), self.jobs_key(id), *job_ids)  # type: ignore[misc]
+    async def forget_failures(self, id: str, job_ids: list[str], skipped: Sequence[str] = ()) -> None:
+        await self.client.eval(  # type: ignore[misc]
+            FORGET, 2, self.key(id), self.jobs_key(id), len(job_ids), *job_ids, *skipped
+        )
         await self.client.delete(self.claim_key(f"batch:{id}:finish:sent"))  # so the batch finishes again
 
     async def claim(self, key: str, owner: str) -> bool:
@@ -188,7 +195,22 @@ class RedisBatchStore(BatchStore):
             ):
                 await self.delete(row.id)
                 gone += 1
+        await self._prune_claims(oldest(finished_before, unfinished_before, cancelled_before))
         return gone
+
+    async def _prune_claims(self, cutoff: datetime) -> None:
+        """A claim's age is what its TTL has run down (each is set with ``CLAIM_TTL``); one without a TTL stays."""
+        window_ms = (utc_now() - cutoff).total_seconds() * 1000
+        keys = [key async for key in self.client.scan_iter(match=self.claim_key("*"), count=500)]
+        for first in range(0, len(keys), 500):
+            chunk = keys[first : first + 500]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in chunk:
+                    pipe.pttl(key)
+                left = await pipe.execute()
+            old = [key for key, ms in zip(chunk, left, strict=True) if ms > 0 and CLAIM_TTL * 1000 - ms > window_ms]
+            if old:
+                await self.client.delete(*old)
 
     async def delete(self, id: str) -> None:
         claims = [key async for key in self.client.scan_iter(match=self.claim_key(f"batch:{id}:*"), count=500)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -27,6 +27,11 @@ SKIPPED: Outcome = "s"  # never ran (the chain it was in stopped before it)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def oldest(*moments: datetime) -> datetime:
+    """The cutoff of the longest prune window: a claim older than that belongs to no batch or chain kept."""
+    return min(moments)
 
 
 def hours_ago(hours: float) -> datetime:
@@ -97,9 +102,11 @@ class BatchStore(ABC):
         """Mark it cancelled (its queued jobs skip themselves); False if unknown or cancelled already."""
 
     @abstractmethod
-    async def forget_failures(self, id: str, job_ids: list[str]) -> None:
+    async def forget_failures(self, id: str, job_ids: list[str], skipped: Sequence[str] = ()) -> None:
         """Those failed jobs are being retried: pending again, the batch not finished, and its finish callbacks
-        sendable again (``queue:retry-batch``): ``then`` runs if they all succeed; ``finally`` ran once already."""
+        sendable again (``queue:retry-batch``): ``then`` runs if they all succeed; ``finally`` ran once already.
+        ``skipped``: the later links of a retried chain link, recorded skipped when it failed, pending again too
+        (in the same write, so the batch cannot finish before they run)."""
 
     @abstractmethod
     async def claim(self, key: str, owner: str) -> bool:
@@ -111,7 +118,8 @@ class BatchStore(ABC):
     @abstractmethod
     async def prune(self, finished_before: datetime, unfinished_before: datetime, cancelled_before: datetime) -> int:
         """Delete finished batches older than the first, unfinished ones older than the second, cancelled ones
-        older than the third (Laravel's queue:prune-batches); returns how many."""
+        older than the third (Laravel's queue:prune-batches); returns how many. Claims (chain links' and
+        callbacks', which no batch row owns) made before the oldest of the three go too."""
 
     @abstractmethod
     async def delete(self, id: str) -> None: ...
@@ -156,8 +164,8 @@ class LazyStore(BatchStore):
     async def cancel(self, id: str) -> bool:
         return await self.store.cancel(id)
 
-    async def forget_failures(self, id: str, job_ids: list[str]) -> None:
-        await self.store.forget_failures(id, job_ids)
+    async def forget_failures(self, id: str, job_ids: list[str], skipped: Sequence[str] = ()) -> None:
+        await self.store.forget_failures(id, job_ids, skipped)
 
     async def claim(self, key: str, owner: str) -> bool:
         return await self.store.claim(key, owner)

@@ -4,6 +4,9 @@ Each is sent as a job of the built-in task ``queue_manager.bus:callback`` on the
 connection, with a task id derived from its owner and kind. A send is noted in the store after it was made
 (``...:sent``), so a job delivered again does not send it again; should a worker die between the send and the
 note, the second copy finds the run claim (``...:<kind>``) taken by the first copy's nonce and does nothing.
+The same copy delivered again (its worker died) carries the same nonce, so its run claim is its own and it runs
+again, unless the callback already ran to its end: each callback notes that after it (``...:<kind>:<n>:done``).
+So a callback runs at least once past a crash mid-run, and never again once it has finished.
 """
 
 from __future__ import annotations
@@ -77,8 +80,12 @@ async def run_callbacks(
         specs = callbacks.get(step) or []
         if not specs or not await store.claim(f"{owner}:{step}", nonce):
             continue
-        for spec in specs:
+        for number, spec in enumerate(specs):
+            done_key = f"{owner}:{step}:{number}:done"
+            if await store.owner(done_key) is not None:
+                continue  # it ran to its end: this copy was delivered again after that
             args: list[Any] = [] if batch is None else [batch]
             if step == "catch":
                 args.append(failure)
             await maybe_awaitable(wire.resolve_callback(spec, broker)(*args))
+            await store.claim(done_key, nonce)

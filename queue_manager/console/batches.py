@@ -9,7 +9,7 @@ from cleo.helpers import argument, option
 
 from drivers import QueueConfigurationError
 from queue_manager.batches import hours_ago
-from queue_manager.bus import Batch
+from queue_manager.bus import Batch, wire
 from queue_manager.console.failed import FailedJobCommand, shown
 
 if TYPE_CHECKING:
@@ -31,6 +31,16 @@ async def _find(manager: QueueManager, id: str) -> Batch:
     if row is None:
         raise QueueConfigurationError(f"No batch has the id {id!r} (python artisan queue:batches lists them).")
     return Batch.of(row)
+
+
+async def _later_links(manager: QueueManager, batch_id: str, failed_id: str) -> list[str]:
+    """The job ids of the links after a failed chain link of the batch: recorded skipped when it failed, they run
+    (and count) again once it succeeds."""
+    job = await manager.failed.find(failed_id)
+    state = wire.chain_state(job.labels) if job is not None else None
+    if state is None or state.get("batch") != batch_id:
+        return []
+    return [wire.link_id(str(state["id"]), later) for later in range(int(state["i"]) + 1, len(state["links"]))]
 
 
 class QueueBatchesCommand(FailedJobCommand):
@@ -104,7 +114,10 @@ class QueueBatchCommand(FailedJobCommand):
 
 class QueueRetryBatchCommand(FailedJobCommand):
     name = "queue:retry-batch"
-    description = "Send a batch's failed jobs back to their queues (the batch's counts follow)."
+    description = (
+        "Send a batch's failed jobs back to their queues (the batch's counts follow; a failed chain link's chain "
+        "goes on once it succeeds)."
+    )
     arguments = [argument("id", "The batch's id")]
 
     def handle(self) -> int:
@@ -117,7 +130,8 @@ class QueueRetryBatchCommand(FailedJobCommand):
             records = [job for job in await manager.failed.summaries() if job.task_id in failed]
             if not records:
                 return 0
-            await manager.batches.store.forget_failures(batch.id, [job.task_id for job in records])
+            skipped = [job for record in records for job in await _later_links(manager, batch.id, record.id)]
+            await manager.batches.store.forget_failures(batch.id, [job.task_id for job in records], skipped)
             retried = await manager.failed.retry([job.id for job in records])
             return len(retried)
 

@@ -30,19 +30,25 @@ def rows(record_dir: Path, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def batch(env: dict[str, str], id: str) -> Any:
-    """The batch as the store has it (``queue_manager.Batch``)."""
+def stored(env: dict[str, str], id: str) -> Any:
+    """The batch's row in the store (``BatchRow``: its done, failed and skipped counts apart), or None."""
     from queue_manager.batches.database import DatabaseBatchStore
-    from queue_manager.bus.batch import Batch
 
     url = env["QUEUE_BATCHES__URL"]
 
     async def read() -> Any:
         store = DatabaseBatchStore(url)
         try:
-            row = await store.find(id)
-            return Batch.of(row) if row is not None else None
+            return await store.find(id)
         finally:
             await store.close()
 
     return asyncio.run(read())
+
+
+def batch(env: dict[str, str], id: str) -> Any:
+    """The batch as the store has it (``queue_manager.Batch``)."""
+    from queue_manager.bus.batch import Batch
+
+    row = stored(env, id)
+    return Batch.of(row) if row is not None else None

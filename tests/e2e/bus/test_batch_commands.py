@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.bus.support import TASKS, batch, bus_env, rows, send
+from tests.e2e.bus.support import TASKS, batch, bus_env, rows, send, stored
 from tests.helpers import queue_work, run_python, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -50,6 +50,36 @@ def test_list_show_retry_and_prune_batches(queues: dict[str, str], record_dir: P
     assert "Deleted 0 batches" in artisan(env, "queue:prune-batches")
     assert "Deleted 1 batch" in artisan(env, "queue:prune-batches", "--hours=0")
     assert batch(env, id) is None
+
+
+def test_retry_batch_of_a_chain_failed_mid_way_runs_its_later_links_in_order_and_counts_them(
+    queues: dict[str, str], record_dir: Path, tmp_path: Path
+) -> None:
+    """The links after the failed one were recorded skipped (so the batch could finish); once retry-batch puts the
+    failed link back and it succeeds, they are pending again, run in order, and the batch finishes after them."""
+    env = bus_env(queues, record_dir, "redis")
+    chain = [["r", "c0", {}], ["r", "c1", {"fail_once": True}], ["r", "c2", {}], ["r", "c3", {}]]
+    spec = {"batch": [chain, ["r", "single", {}]], "then": True, "finally": True, "allow_failures": True}
+
+    def ended() -> list[dict[str, object]]:
+        return [row for row in rows(record_dir, "r") if row["event"] == "end"]
+
+    with queue_work("redis", TASKS, env=env, log=tmp_path / "w.log") as worker:
+        id = send(spec, env)
+        assert wait_for(lambda: len(rows(record_dir, "finally")) == 1, timeout=60), worker.output()
+        first = stored(env, id)
+        assert (first.total_jobs, first.done, first.failed, first.skipped) == (5, 2, 1, 2), first
+
+        assert "Retried 1 failed job" in artisan(env, "queue:retry-batch", id)
+        assert wait_for(lambda: len(rows(record_dir, "then")) == 1, timeout=60), worker.output()
+        assert wait_for(lambda: "c3" in [row["name"] for row in ended()], timeout=60), worker.output()
+    assert [row["name"] for row in ended() if str(row["name"]).startswith("c")] == ["c0", "c1", "c2", "c3"]
+    [then] = rows(record_dir, "then")
+    assert float(then["at"]) > max(float(row["at"]) for row in ended()), "then ran after the chain's last link"  # type: ignore[arg-type]
+    assert (then["processed"], then["pending"], then["failed"]) == (5, 0, 0), then
+    row = stored(env, id)
+    assert (row.done, row.failed, row.skipped, row.pending, row.finished_at is not None) == (5, 0, 0, 0, True), row
+    assert len(rows(record_dir, "finally")) == 1, "finally ran once, when the batch first finished"
 
 
 def test_an_unknown_batch_is_one_clear_line(queues: dict[str, str], record_dir: Path) -> None:

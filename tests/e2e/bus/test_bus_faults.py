@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.bus.support import TASKS, batch, bus_env, rows, send
-from tests.helpers import SERVER_DRIVERS, queue_work, queued, wait_for
+from tests.helpers import SEED_APP, SERVER_DRIVERS, queue_work, queued, run_python, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 FAST_REDELIVERY = {
@@ -21,6 +21,7 @@ FAST_REDELIVERY = {
     "QUEUE_CONNECTIONS__NATS__OPTIONS__ACK_WAIT": "3",
 }
 JOBS = 1000
+HERE = Path(__file__).resolve().parent  # callback_jobs and dispatch_slow_then
 
 
 def ends(record_dir: Path, key: str) -> list[str]:
@@ -81,3 +82,28 @@ def test_a_five_link_chain_across_a_worker_kill_runs_in_order_and_starts_each_su
     assert starts["l2"] in (1, 2), starts  # the killed link may run again (at least once)
     assert all(starts[name] == 1 for name in links if name != "l2"), f"each successor started once: {starts}"
     assert len(rows(record_dir, "chain-finally")) == 1
+
+
+@pytest.mark.parametrize("driver", SERVER_DRIVERS)
+def test_a_callback_whose_worker_is_killed_mid_run_runs_again_to_its_end_once(
+    driver: str, queues: dict[str, str], record_dir: Path, tmp_path: Path
+) -> None:
+    """The re-delivered callback carries its nonce, so its run claim is its own: it runs again (at least once, as
+    any job). Once a copy ran to its end, no copy runs it again."""
+    env = bus_env(queues, record_dir, driver, **FAST_REDELIVERY, PYTHONPATH=f"{SEED_APP}{os.pathsep}{HERE}")
+    tasks = f"{TASKS},callback_jobs"
+
+    def events(event: str) -> list[dict[str, object]]:
+        return [row for row in rows(record_dir, "slow-then") if row["event"] == event]
+
+    with queue_work(driver, tasks, env=env, log=tmp_path / "w1.log") as one:
+        one.wait_ready()
+        done = run_python(HERE / "dispatch_slow_then.py", env=env, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert wait_for(lambda: bool(events("start")), timeout=60), one.output()
+        one.kill()
+    (record_dir / "release").touch()
+    with queue_work(driver, tasks, env=env, log=tmp_path / "w2.log") as two:
+        assert wait_for(lambda: bool(events("end")), timeout=90), two.output()
+        assert wait_for(lambda: asyncio.run(queued(driver, queues[driver])) == 0, timeout=60)
+    assert len(events("start")) == 2 and len(events("end")) == 1, rows(record_dir, "slow-then")

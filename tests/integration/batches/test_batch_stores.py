@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from queue_manager.batches import DONE, FAILED, SKIPPED, BatchRow, BatchStore
+from queue_manager.batches import DONE, FAILED, SKIPPED, BatchRow, BatchStore, MemoryBatchStore
 from queue_manager.batches.store import hours_ago, utc_now
 from tests.helpers import unique
 from tests.integration.failed.stores import REDIS_URL, delete_keys, drop_table
 from tests.servers import private_mariadb, private_postgres
 
-STORES = ["sqlite", "postgres", "mysql", "redis"]
+STORES = ["sqlite", "postgres", "mysql", "redis", "memory"]
 JOBS = 1000
 
 
@@ -45,6 +46,10 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         url = str(request.getfixturevalue(f"batches_{kind}_url"))
 
     def make() -> BatchStore:
+        if kind == "memory":  # one process: every "worker" shares the one store
+            if not made:
+                made.append(MemoryBatchStore())
+            return made[0]
         if kind == "redis":
             from queue_manager.batches.redis import RedisBatchStore
 
@@ -117,6 +122,25 @@ async def test_a_failed_job_retried_then_done_and_added_jobs_and_skips(make_stor
     assert end is not None and end.finished_now and end.row.skipped == 1
 
 
+async def test_retrying_a_failed_chain_link_makes_its_skipped_later_links_pending_again(make_store: Any) -> None:
+    """queue:retry-batch on a chain that failed at a link: the links after it (recorded skipped so the batch could
+    finish) are pending again in the same write, so the batch finishes only after they run."""
+    store = make_store()
+    id = unique("b")
+    await store.create(BatchRow(id, "Chain", 5, {}, utc_now()))
+    for job, outcome in (("a", DONE), ("k", FAILED), ("k1", SKIPPED), ("k2", SKIPPED), ("other", SKIPPED)):
+        await store.record(id, job, outcome)
+    await store.forget_failures(id, ["k"], ["k1", "k2", "a"])  # "a" is done, not skipped: it stays done
+    row = await store.find(id)
+    assert row is not None and (row.done, row.failed, row.skipped, row.pending) == (1, 0, 1, 3), row
+    assert row.finished_at is None
+    for job in ("k", "k1"):
+        recorded = await store.record(id, job, DONE)
+        assert recorded is not None and recorded.new and not recorded.finished_now
+    last = await store.record(id, "k2", DONE)
+    assert last is not None and last.finished_now and (last.row.done, last.row.skipped, last.row.pending) == (4, 1, 0)
+
+
 async def test_a_batch_made_finished_is_found_finished(make_store: Any) -> None:
     """An empty batch is finished when it is made (nothing would ever finish it): the store keeps that."""
     store = make_store()
@@ -125,6 +149,23 @@ async def test_a_batch_made_finished_is_found_finished(make_store: Any) -> None:
     found = await store.find(id)
     assert found is not None and found.total_jobs == 0 and found.pending == 0
     assert found.finished_at is not None and abs((found.finished_at - now).total_seconds()) < 1
+
+
+async def test_prune_deletes_the_claims_older_than_its_longest_window(make_store: Any) -> None:
+    """Chain links' and callbacks' claims (no batch row owns a chain's) are deleted by queue:prune-batches once older
+    than the longest of its windows; a deleted batch's own claims go with it."""
+    store = make_store()
+    id, chain = unique("b"), unique("c")
+    await store.create(BatchRow(id, "Claims", 1, {}, utc_now()))
+    keys = [f"chain:{chain}:1:run", f"chain:{chain}:2:sent", f"chain:{chain}:finally:sent", f"chain:{chain}:finally"]
+    for key in [*keys, f"batch:{id}:then:0:done"]:
+        assert await store.claim(key, "n1")
+    soon = utc_now() + timedelta(minutes=1)
+    assert await store.prune(soon, hours_ago(72), soon) == 0, "unfinished, made now: kept"
+    assert [await store.owner(key) for key in keys] == ["n1"] * 4, "made after the longest window's cutoff: kept"
+    assert await store.prune(soon, soon, soon) == 1
+    assert [await store.owner(key) for key in keys] == [None] * 4
+    assert await store.owner(f"batch:{id}:then:0:done") is None
 
 
 async def test_claims_have_one_owner_and_cancel_prune_and_listing(make_store: Any) -> None:

@@ -261,3 +261,29 @@ async def test_an_empty_batch_is_finished_at_once_and_runs_then_and_finally(mana
     assert RAN.count(("then", 0, 0)) == 1 and RAN.count(("finally", 0, 0, 0)) == 1, RAN
     found = await Bus.find_batch(batch.id)
     assert found is not None and found.finished and found.total_jobs == 0 and found.pending_jobs == 0
+
+
+async def test_a_callback_that_ran_to_its_end_does_not_run_again_whichever_copy_comes(manager: QueueManager) -> None:
+    """A copy of a callback job delivered again after it ran to its end (its worker killed before the
+    acknowledgement) carries the same nonce: its run claim is its own, but its done claim says it ran. A second
+    send (another nonce) finds the run claim taken. A copy killed mid-run is run again (tests/e2e/bus faults)."""
+    from queue_manager.bus import wire
+    from queue_manager.bus.callback_sending import CALLBACK_TASK
+
+    id = "b-done-once"
+    spec = wire.callback_spec(batch_then, "test")
+    now = utc_now()
+    await manager.batches.store.create(BatchRow(id, "", 0, {"then": [spec]}, now, finished_at=now))
+    owner = f"batch:{id}"
+    connection = manager.connection()
+    for nonce in ("n1", "n1", "n2"):  # sent, delivered again after its end, sent again
+        sent = await connection.send_named(
+            CALLBACK_TASK,
+            [],
+            {"owner": owner, "kind": "finish"},
+            {wire.NONCE: nonce},
+            wire.callback_id(owner, "finish"),
+        )
+        result = await sent.wait_result(timeout=10)
+        assert not result.is_err, result.error
+    assert RAN.count(("then", 0, 0)) == 1, RAN
