@@ -15,11 +15,12 @@ from datetime import datetime
 from typing import Any, Self
 
 from drivers.base import labels as wire_labels
+from drivers.base.errors import QueueConfigurationError
 from queue_manager.batches import BatchRow
 from queue_manager.batches.store import utc_now
 from queue_manager.bus import wire
 from queue_manager.bus.callback_sending import send_callbacks
-from queue_manager.bus.chain import PendingChain, _pending, send_link
+from queue_manager.bus.chain import PendingChain, _members, _pending, connection_name, send_link
 from queue_manager.bus.context import BusManager, bus_manager
 from queue_manager.dispatch import PendingDispatch
 from queue_manager.sending import kiq_many
@@ -117,7 +118,8 @@ class PendingBatch:
     ``.name()``, ``.on_connection()``, ``.on_queue()``, then ``await batch.dispatch()`` (the ``Batch``)."""
 
     def __init__(self, jobs: Sequence[Any]) -> None:
-        self.jobs: list[PendingDispatch | PendingChain] = [self._member(member) for member in jobs]
+        members = _members(jobs, "Bus.batch")
+        self.jobs: list[PendingDispatch | PendingChain] = [self._member(member) for member in members]
         self.batch_name = ""
         self.connection: str | None = None
         self.queue: str | None = None
@@ -131,11 +133,13 @@ class PendingBatch:
         return _pending(member, "Bus.batch")
 
     def name(self, name: str) -> Self:
-        self.batch_name = str(name)
+        if not isinstance(name, str):
+            raise QueueConfigurationError(f"Bus.batch(...).name() takes a string, got {name!r}.")
+        self.batch_name = name
         return self
 
     def on_connection(self, name: str) -> Self:
-        self.connection = name
+        self.connection = connection_name(name, "Bus.batch(...)")
         return self
 
     def on_queue(self, queue: str) -> Self:
@@ -146,6 +150,8 @@ class PendingBatch:
 
     def allow_failures(self, allow: bool = True) -> Self:
         """A failed job does not cancel the batch (its other jobs still run); ``catch`` still runs, once."""
+        if not isinstance(allow, bool):
+            raise QueueConfigurationError(f"Bus.batch(...).allow_failures() takes True or False, got {allow!r}.")
         self.allows_failures = allow
         return self
 
@@ -175,6 +181,7 @@ class PendingBatch:
         options = {
             "connection": connection,
             "queue": self.queue,
+            "callback_queue": self._callback_queue(),
             "allow_failures": self.allows_failures,
             **self.callbacks,
         }
@@ -185,13 +192,32 @@ class PendingBatch:
         batch = Batch.of(row)
         await _send_members(manager, batch, self.jobs)
         if not self.jobs and (self.callbacks["then"] or self.callbacks["finally"]):
-            await send_callbacks(manager, f"batch:{row.id}", "finish", connection, self.queue, {})
+            await send_callbacks(manager, f"batch:{row.id}", "finish", connection, callback_queue(options), {})
         for listener in list(BATCH_LISTENERS):
             listener(self, batch)
         return batch
 
+    def _callback_queue(self) -> str | None:
+        """Where the callback jobs go: the queue a callback declares, else the batch's, else its first job's (a
+        worker of the batch listens there); None: the connection's default queue."""
+        declared = wire.declared_queue(self.callbacks["then"], self.callbacks["catch"], self.callbacks["finally"])
+        if declared or self.queue or not self.jobs:
+            return declared or self.queue
+        first = self.jobs[0]
+        if isinstance(first, PendingChain):
+            if first.queue:
+                return first.queue
+            first = first.jobs[0]
+        own = first.labels.get(wire_labels.QUEUE) or first.task.labels.get(wire_labels.QUEUE)
+        return str(own) if own else None
+
     def __await__(self) -> Any:
         return self.dispatch().__await__()
+
+
+def callback_queue(options: dict[str, Any]) -> str | None:
+    """A stored batch's callback queue (a batch stored before there was one: its own queue)."""
+    return options.get("callback_queue") or options.get("queue")
 
 
 async def add_to_batch(batch: Batch, jobs: list[Any]) -> None:

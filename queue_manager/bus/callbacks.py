@@ -56,7 +56,8 @@ async def run_callbacks(
     error: dict[str, Any] | None = None,
 ) -> None:
     """Run the callbacks of one kind (``finish``: then, if all succeeded, and finally; ``catch``; a chain's
-    ``catch``/``finally``), each claimed first, so each runs once across every copy of this job."""
+    ``failed``: catch, then finally; a chain's ``finally``), each claimed first, so each runs once across every copy
+    of this job."""
     manager = bus_manager()
     store = manager.batches.store
     message = current_job().message
@@ -74,6 +75,8 @@ async def run_callbacks(
     callbacks = callbacks or {}
     if kind == "finish":
         steps = ["finally"] if batch is not None and (batch.failed_jobs or batch.cancelled) else ["then", "finally"]
+    elif kind == "failed":  # a chain's link failed for good
+        steps = ["catch", "finally"]
     else:
         steps = [kind]
     for step in steps:

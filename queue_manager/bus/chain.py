@@ -16,6 +16,7 @@ from drivers.base.errors import QueueConfigurationError
 from queue_manager.bus import wire
 from queue_manager.bus.context import BusManager, bus_manager
 from queue_manager.dispatch import PendingDispatch, dispatch
+from queue_manager.errors import JobPayloadError
 
 #: Told of every chain dispatched (the fake listens: ``assert_chained``).
 CHAIN_LISTENERS: list[Callable[[PendingChain], None]] = []
@@ -27,6 +28,8 @@ def _pending(member: Any, where: str) -> PendingDispatch:
         return member
     try:
         made = dispatch(member)
+    except JobPayloadError:
+        raise  # a job, whose attribute cannot travel: that error says which and what to do
     except TypeError:
         raise QueueConfigurationError(
             f"{where}: {member!r} is not a job. Pass job instances (SendEmail(1)) or un-awaited dispatches "
@@ -36,12 +39,31 @@ def _pending(member: Any, where: str) -> PendingDispatch:
     return made
 
 
+def _members(jobs: Any, where: str) -> list[Any]:
+    """A chain's or batch's jobs as a list: one job alone (``Bus.chain(job)``) is the usual slip, named here."""
+    if not isinstance(jobs, list | tuple):
+        raise QueueConfigurationError(
+            f"{where}([...]) takes a list of jobs, got {jobs!r}: write {where}([job, ...]) even for one job."
+        )
+    return list(jobs)
+
+
+def connection_name(name: Any, where: str) -> str:
+    """An ``.on_connection()`` argument: a connection's name (an empty one would mean the default, silently)."""
+    if not isinstance(name, str) or not name:
+        raise QueueConfigurationError(
+            f"{where}.on_connection() takes a connection's name, got {name!r} (leave it out for the default "
+            "connection)."
+        )
+    return name
+
+
 class PendingChain:
     """Laravel's ``Bus::chain([...])``: ``.catch(cb)``, ``.finally_(cb)``, ``.on_connection()``, ``.on_queue()``,
     then ``await chain.dispatch()`` (the chain's id)."""
 
     def __init__(self, jobs: Sequence[Any]) -> None:
-        members = list(jobs)
+        members = _members(jobs, "Bus.chain")
         if not members:
             raise QueueConfigurationError("Bus.chain([...]) needs at least one job.")
         self.jobs = [_pending(member, "Bus.chain") for member in members]
@@ -52,7 +74,7 @@ class PendingChain:
         self.id = str(uuid.uuid4())
 
     def on_connection(self, name: str) -> Self:
-        self.connection = name
+        self.connection = connection_name(name, "Bus.chain(...)")
         return self
 
     def on_queue(self, queue: str) -> Self:

@@ -19,8 +19,10 @@ from typing import Any
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
 
+from drivers.base import labels as wire_labels
 from queue_manager.batches import DONE, FAILED, SKIPPED
 from queue_manager.bus import wire
+from queue_manager.bus.batch import callback_queue
 from queue_manager.bus.callback_sending import send_callbacks
 from queue_manager.bus.callbacks import JobError
 from queue_manager.bus.chain import send_link
@@ -115,8 +117,10 @@ class BusMiddleware(TaskiqMiddleware):
         index, links = int(state["i"]), state["links"]
         chain = f"chain:{state['id']}"
         connection = str(links[index].get("c") or self.connection)
-        queue = links[index].get("l", {}).get("queue_name")
         callbacks = {"catch": state.get("catch") or [], "finally": state.get("finally") or []}
+        queue = wire.declared_queue(callbacks["catch"], callbacks["finally"]) or links[index].get("l", {}).get(
+            wire_labels.QUEUE
+        )
         if error is None:
             if index + 1 < len(links):
                 sent_key = f"{chain}:{index + 1}:sent"
@@ -129,11 +133,9 @@ class BusMiddleware(TaskiqMiddleware):
         if state.get("batch"):  # the links after it never run: they are done with, so the batch can finish
             for later in range(index + 1, len(links)):
                 await self.manager.batches.store.record(str(state["batch"]), wire.link_id(state["id"], later), SKIPPED)
-        payload = {"callbacks": callbacks, "error": error.to_dict()}
-        if callbacks["catch"]:
-            await send_callbacks(self.manager, chain, "catch", connection, queue, payload)
-        if callbacks["finally"]:
-            await send_callbacks(self.manager, chain, "finally", connection, queue, payload)
+        if callbacks["catch"] or callbacks["finally"]:  # one job: catch, then finally (as Laravel runs them)
+            payload = {"callbacks": callbacks, "error": error.to_dict()}
+            await send_callbacks(self.manager, chain, "failed", connection, queue, payload)
 
     async def _batch(self, batch_id: str, job_id: str, error: JobError | None) -> None:
         store = self.manager.batches.store
@@ -144,7 +146,7 @@ class BusMiddleware(TaskiqMiddleware):
         row = recorded.row
         options = row.options
         connection = str(options.get("connection") or self.connection)
-        queue = options.get("queue")
+        queue = callback_queue(options)
         owner = f"batch:{batch_id}"
         if error is not None:
             if not options.get("allow_failures"):

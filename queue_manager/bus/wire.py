@@ -10,9 +10,8 @@ skips itself, while the same message delivered again after a crash finds its own
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import json
+import sys
 import time
 import uuid
 from typing import Any
@@ -85,10 +84,10 @@ def callback_spec(callback: Any, where: str) -> dict[str, str]:
     """A callback as a worker finds it again: a task (by name) or a job class (by its task's name, its import path).
     Anything else (a plain function, a lambda) is refused here: a worker runs only what the app declared as a job."""
     if isinstance(callback, AsyncTaskiqDecoratedTask):
-        return {"task": callback.task_name}
+        return _spec("task", callback, where)
     declared = getattr(callback, "task", None)
     if isinstance(callback, type) and isinstance(declared, AsyncTaskiqDecoratedTask):
-        return {"job": declared.task_name}
+        return _spec("job", declared, where)
     raise QueueConfigurationError(
         f"{where}: {callback!r} cannot be a callback. Callbacks run on a worker, which runs only declared jobs: pass a "
         "task (a function decorated with @task) or a job class (a queue_manager.Job subclass), defined at module "
@@ -96,12 +95,41 @@ def callback_spec(callback: Any, where: str) -> dict[str, str]:
     )
 
 
-def _imported(path: str) -> Any:
+def _spec(kind: str, task: AsyncTaskiqDecoratedTask[Any, Any], where: str) -> dict[str, str]:
+    """What a worker needs to find the callback again, and the queue it declares (where its job is sent)."""
+    module = task.task_name.partition(":")[0]
+    if module == "__main__" or module not in sys.modules:  # the dispatching script: no worker can import it
+        raise QueueConfigurationError(
+            f"{where}: {task.task_name} is defined in the script that runs (__main__), which no worker imports. "
+            "Define the callback in a module of the app (app/jobs.py) that queue:work imports (--tasks or QUEUE_TASKS)."
+        )
+    spec = {kind: task.task_name}
+    queue = task.labels.get(wire.QUEUE)
+    if queue:
+        spec["q"] = str(queue)
+    return spec
+
+
+def declared_queue(*groups: list[dict[str, str]]) -> str | None:
+    """The first queue the callbacks declare (``@task(queue=...)``, a job class's ``queue``), if any."""
+    return next((spec["q"] for group in groups for spec in group if spec.get("q")), None)
+
+
+def _loaded(path: str) -> Any:
+    """The object ``module:qualname`` names, from a module this worker has imported already: a message never
+    makes a worker import a module (as an unknown task is refused, not looked for)."""
     module, _, qualname = path.partition(":")
-    found: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        found = getattr(found, part)
+    found: Any = sys.modules.get(module)
+    for part in qualname.split(".") if found is not None else []:
+        found = getattr(found, part, None)
     return found
+
+
+def _unknown(name: str) -> QueueConfigurationError:
+    return QueueConfigurationError(
+        f"Callback {name} is not known to this worker: add its module ({name.partition(':')[0]}) to queue:work "
+        "--tasks (or QUEUE_TASKS)."
+    )
 
 
 def resolve_callback(spec: dict[str, str], broker: AsyncBroker) -> Any:
@@ -109,16 +137,11 @@ def resolve_callback(spec: dict[str, str], broker: AsyncBroker) -> Any:
     if "task" in spec:
         task = broker.find_task(spec["task"]) or AsyncBroker.global_task_registry.get(spec["task"])
         if task is None:
-            module = spec["task"].partition(":")[0]
-            with contextlib.suppress(ImportError):
-                importlib.import_module(module)
-            task = broker.find_task(spec["task"]) or AsyncBroker.global_task_registry.get(spec["task"])
-        if task is None:
-            raise QueueConfigurationError(
-                f"Callback task {spec['task']} is not known to this worker: add its module to queue:work --tasks."
-            )
+            raise _unknown(spec["task"])
         return task.original_func
-    cls = _imported(spec["job"])
+    cls = _loaded(spec["job"])
+    if cls is None:
+        raise _unknown(spec["job"])
     declared = getattr(cls, "task", None)
     if not isinstance(cls, type) or getattr(declared, "task_name", None) != spec["job"]:
         raise QueueConfigurationError(f"Callback {spec['job']} is not a job class.")

@@ -13,9 +13,11 @@ from bootstrap.application import app
 from queue_manager import Bus
 
 
-def member(spec, connection=None):
+def member(spec, connection=None, queue=None):
     key, name, kwargs = spec
     pending = bus_jobs.step.dispatch(key, name, **kwargs)
+    if queue:
+        pending.on_queue(queue)
     return pending.on_connection(connection) if connection else pending
 
 
@@ -31,7 +33,8 @@ async def main(spec: dict) -> str:
                 chain.finally_(bus_jobs.chain_finally)
             return await chain.dispatch()
         jobs = [
-            [member(link) for link in item] if isinstance(item[0], list) else member(item) for item in spec["batch"]
+            [member(link) for link in item] if isinstance(item[0], list) else member(item, queue=spec.get("jobs_queue"))
+            for item in spec["batch"]
         ]
         if spec.get("adder"):
             jobs.append(bus_jobs.AddsToItsBatch(*spec["adder"]))

@@ -38,11 +38,14 @@ async def on_catch(batch: Batch, error: Exception) -> None:
 
 @task
 async def on_finally(batch: Batch) -> None:
-    _record("finally", id=batch.id, processed=batch.processed_jobs, failed=batch.failed_jobs, pending=batch.pending_jobs)
+    _record(
+        "finally", id=batch.id, processed=batch.processed_jobs, failed=batch.failed_jobs, pending=batch.pending_jobs
+    )
 
 
 @task
 async def chain_catch(error: Exception) -> None:
+    await asyncio.sleep(0.5)  # slower than chain_finally: finally still runs after it (as Laravel runs them)
     _record("chain-catch", error=str(error))
 
 

@@ -42,6 +42,25 @@ def test_a_chain_runs_in_order_and_stops_at_a_failure_with_catch_and_finally_onc
     [caught] = rows(record_dir, "chain-catch")
     assert caught["error"] == "RuntimeError: b failed"
     assert len(rows(record_dir, "chain-finally")) == 2 and len(rows(record_dir, "chain-catch")) == 1
+    assert caught["at"] < rows(record_dir, "chain-finally")[1]["at"], "catch ran to its end before finally (Laravel)"
+
+
+def test_a_batch_without_a_queue_sends_its_callbacks_where_its_jobs_go(
+    queues: dict[str, str], record_dir: Path, tmp_path: Path
+) -> None:
+    """A worker that serves only the queue the batch's jobs go to runs the batch's then and finally too (they used to
+    go to the connection's default queue, where no worker of the batch listened)."""
+    env = bus_env(queues, record_dir, "redis")
+    jobs_queue = f"{queues['redis']}-jobs"
+    with queue_work("redis", TASKS, f"--queue={jobs_queue}", env=env, log=tmp_path / "w.log") as worker:
+        worker.wait_ready()
+        id = send(
+            {"batch": [["q", "a", {}], ["q", "b", {}]], "then": True, "finally": True, "jobs_queue": jobs_queue}, env
+        )
+        assert wait_for(lambda: len(rows(record_dir, "finally")) == 1, timeout=60), worker.output()
+        assert wait_for(lambda: len(rows(record_dir, "then")) == 1, timeout=30), worker.output()
+    assert sorted(names(record_dir, "q")) == ["a", "b"]
+    assert rows(record_dir, "then")[0]["id"] == id
 
 
 def test_a_chain_runs_across_connections_rabbitmq_then_nats(

@@ -287,3 +287,76 @@ async def test_a_callback_that_ran_to_its_end_does_not_run_again_whichever_copy_
         result = await sent.wait_result(timeout=10)
         assert not result.is_err, result.error
     assert RAN.count(("then", 0, 0)) == 1, RAN
+
+
+class HoldsASocket(Job):
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+
+    async def handle(self) -> None:
+        return None
+
+
+async def test_mistakes_in_building_a_chain_or_batch_are_named(manager: QueueManager) -> None:
+    """What a new user got wrong, each with the error that says what and how to fix it."""
+    from drivers.base.errors import QueueConfigurationError
+    from queue_manager.errors import JobPayloadError
+
+    job = HoldsASocket()
+    try:
+        with pytest.raises(JobPayloadError, match="sock"):  # not "is not a job": the attribute is the problem
+            Bus.chain([job])
+    finally:
+        job.sock.close()
+    with pytest.raises(QueueConfigurationError, match=r"takes a list of jobs.*Bus.chain\(\[job, \.\.\.\]\)"):
+        Bus.chain(ImportRows(1))  # type: ignore[arg-type]
+    with pytest.raises(QueueConfigurationError, match=r"Bus.batch\(\[job, \.\.\.\]\)"):
+        Bus.batch(ImportRows(1))  # type: ignore[arg-type]
+    pending = Bus.batch([step.dispatch("a")])
+    with pytest.raises(QueueConfigurationError, match="takes a string"):
+        pending.name(None)  # type: ignore[arg-type]
+    with pytest.raises(QueueConfigurationError, match="True or False"):
+        pending.allow_failures("no")  # type: ignore[arg-type]
+    with pytest.raises(QueueConfigurationError, match="connection's name"):
+        pending.on_connection("")
+    with pytest.raises(QueueConfigurationError, match="connection's name"):
+        Bus.chain([step.dispatch("b")]).on_connection("")
+
+
+async def test_a_callback_from_the_running_script_is_refused_and_a_worker_never_imports_one(
+    manager: QueueManager,
+) -> None:
+    """A callback in __main__ (the dispatching script) no worker can import; and a worker runs only callbacks whose
+    module it imported itself (as it runs only tasks it knows), never importing what a message names."""
+    import sys
+
+    from drivers.base.errors import QueueConfigurationError
+    from queue_manager.bus import wire
+
+    script_task = task(name="__main__:import_done")(chain_done.original_func)
+    with pytest.raises(QueueConfigurationError, match=r"__main__.*queue:work imports"):
+        Bus.batch([step.dispatch("a")]).then(script_task)
+    broker = manager.connection().broker
+    assert "json.tool" not in sys.modules or pytest.skip("json.tool is imported already")
+    with pytest.raises(QueueConfigurationError, match=r"not known to this worker.*json\.tool.*--tasks"):
+        wire.resolve_callback({"job": "json.tool:main"}, broker)
+    assert "json.tool" not in sys.modules, "a message made the worker import a module"
+    with pytest.raises(QueueConfigurationError, match="not known to this worker"):
+        wire.resolve_callback({"task": "app.nowhere:done"}, broker)
+
+
+@task(queue="imports")
+async def import_done(batch: Batch) -> None:
+    RAN.append("import_done")
+
+
+async def test_batch_callbacks_go_where_a_worker_of_the_batch_listens(manager: QueueManager) -> None:
+    """The queue a callback declares, else the batch's, else its first job's; never silently the default queue."""
+    assert Bus.batch([step.dispatch("a").on_queue("rows")]).then(batch_then)._callback_queue() == "rows"
+    assert Bus.batch([[step.dispatch("a").on_queue("links")]]).then(batch_then)._callback_queue() == "links"
+    assert Bus.batch([step.dispatch("a").on_queue("rows")]).on_queue("mine")._callback_queue() == "mine"
+    declared = Bus.batch([step.dispatch("a").on_queue("rows")]).on_queue("mine").then(import_done)
+    assert declared._callback_queue() == "imports"
+    assert Bus.batch([step.dispatch("a")])._callback_queue() is None  # the connection's default, as its jobs
