@@ -393,12 +393,19 @@ class DatabaseBatchStore(BatchStore):
         return rows
 
     async def cancel(self, id: str) -> bool:
+        return await self._mark_cancelled(id, utc_now())
+
+    async def resume(self, id: str) -> bool:
+        return await self._mark_cancelled(id, None)
+
+    async def _mark_cancelled(self, id: str, when: datetime | None) -> bool:
+        """Cancel (``when``) or resume (None) it: True only if that changed it."""
         engine = await self.engine()
+        cancelled_at = self.batches.c.cancelled_at
+        changes = cancelled_at.is_(None) if when is not None else cancelled_at.is_not(None)
         async with engine.begin() as conn:
             moved = await conn.execute(
-                sa.update(self.batches)
-                .where(self.batches.c.id == id, self.batches.c.cancelled_at.is_(None))
-                .values(cancelled_at=utc_now())
+                sa.update(self.batches).where(self.batches.c.id == id, changes).values(cancelled_at=when)
             )
         return bool(moved.rowcount == 1)
 

@@ -71,6 +71,13 @@ class MemoryBatchStore(BatchStore):
         row.cancelled_at = utc_now()
         return True
 
+    async def resume(self, id: str) -> bool:
+        row = self.rows.get(id)
+        if row is None or row.cancelled_at is None:
+            return False
+        row.cancelled_at = None
+        return True
+
     async def forget_failures(self, id: str, job_ids: list[str], skipped: Sequence[str] = ()) -> None:
         outcomes = self.jobs.get(id, {})
         for jobs, state in ((job_ids, FAILED), (skipped, SKIPPED)):

@@ -171,6 +171,9 @@ class RedisBatchStore(BatchStore):
             return False
         return bool(await self.client.hsetnx(self.key(id), "cancelled", str(utc_now().timestamp())))  # type: ignore[misc]
 
+    async def resume(self, id: str) -> bool:
+        return bool(await self.client.hdel(self.key(id), "cancelled"))  # type: ignore[misc]
+
     async def forget_failures(self, id: str, job_ids: list[str], skipped: Sequence[str] = ()) -> None:
         await self.client.eval(  # type: ignore[misc]
             FORGET, 2, self.key(id), self.jobs_key(id), len(job_ids), *job_ids, *skipped

@@ -102,6 +102,11 @@ class BatchStore(ABC):
         """Mark it cancelled (its queued jobs skip themselves); False if unknown or cancelled already."""
 
     @abstractmethod
+    async def resume(self, id: str) -> bool:
+        """Clear its cancelled mark (``queue:retry-batch``: a retried job of a cancelled batch would skip itself
+        and its work would never be done); False if unknown or not cancelled."""
+
+    @abstractmethod
     async def forget_failures(self, id: str, job_ids: list[str], skipped: Sequence[str] = ()) -> None:
         """Those failed jobs are being retried: pending again, the batch not finished, and its finish callbacks
         sendable again (``queue:retry-batch``): ``then`` runs if they all succeed; ``finally`` ran once already.
@@ -163,6 +168,9 @@ class LazyStore(BatchStore):
 
     async def cancel(self, id: str) -> bool:
         return await self.store.cancel(id)
+
+    async def resume(self, id: str) -> bool:
+        return await self.store.resume(id)
 
     async def forget_failures(self, id: str, job_ids: list[str], skipped: Sequence[str] = ()) -> None:
         await self.store.forget_failures(id, job_ids, skipped)

@@ -73,11 +73,11 @@ class BusMiddleware(TaskiqMiddleware):
 
     async def _is_cancelled(self, batch_id: str) -> bool:
         """Read from the store at most once per ``CANCEL_CHECK`` seconds per batch, by one job while the others
-        running meanwhile wait for its answer (a cancel reaches every worker within that), and never again once it
-        says cancelled (which never changes back)."""
+        running meanwhile wait for its answer (a cancel reaches every worker within that; so does a resume, which
+        ``queue:retry-batch`` makes of a cancelled batch)."""
         now = time.monotonic()
         seen = self._cancelled.get(batch_id)
-        if seen is not None and (seen[1] or now - seen[0] < CANCEL_CHECK):
+        if seen is not None and now - seen[0] < CANCEL_CHECK:
             return seen[1]
         reading = self._reading.get(batch_id)
         if reading is None:

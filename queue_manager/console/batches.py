@@ -3,17 +3,26 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cleo.helpers import argument, option
 
 from drivers import QueueConfigurationError
-from queue_manager.batches import hours_ago
+from queue_manager.batches import FAILED, SKIPPED, hours_ago
 from queue_manager.bus import Batch, wire
+from queue_manager.bus.batch import callback_queue
+from queue_manager.bus.callback_sending import send_callbacks
 from queue_manager.console.failed import FailedJobCommand, shown
+from queue_manager.failed import FailedJobSummary, RetryIncompleteError
 
 if TYPE_CHECKING:
+    from queue_manager.failed import Retried
     from queue_manager.manager import QueueManager
+
+logger = logging.getLogger("queue_manager.bus")
 
 
 def _when(value: Any) -> str:
@@ -109,6 +118,7 @@ class QueueBatchCommand(FailedJobCommand):
             self.line("<comment>Failed job ids:</comment>")
             for job in batch.failed_job_ids:
                 self.line(f"  {shown(job)}")
+            self.line("(queue:failed, queue:retry and queue:forget take these ids; queue:retry-batch retries them all)")
         return 0
 
 
@@ -116,7 +126,7 @@ class QueueRetryBatchCommand(FailedJobCommand):
     name = "queue:retry-batch"
     description = (
         "Send a batch's failed jobs back to their queues (the batch's counts follow; a failed chain link's chain "
-        "goes on once it succeeds)."
+        "goes on once it succeeds; a cancelled batch is resumed)."
     )
     arguments = [argument("id", "The batch's id")]
 
@@ -124,23 +134,108 @@ class QueueRetryBatchCommand(FailedJobCommand):
         return self.run_command(self.retry)
 
     def retry(self) -> int:
-        async def work(manager: QueueManager) -> int:
-            batch = await _find(manager, self.argument("id"))
-            failed = set(batch.failed_job_ids)
-            records = [job for job in await manager.failed.summaries() if job.task_id in failed]
-            if not records:
+        id = self.argument("id")
+        try:
+            done = self.with_manager(lambda manager: retry_batch(manager, id, self.told))
+        except RetryIncompleteError as incomplete:
+            self.retried(len(incomplete.retried), id)
+            for job in incomplete.not_retried:
+                self.line_error(f"Could not retry {shown(str(job))}. It stays failed in the batch.", style="error")
+            return self.refused_code
+        gone = _gone(id, done) if done.missing else ""
+        if not done.retried:
+            if not done.missing:
+                self.line("<info>The batch has no failed jobs to retry.</info>")
                 return 0
-            skipped = [job for record in records for job in await _later_links(manager, batch.id, record.id)]
-            await manager.batches.store.forget_failures(batch.id, [job.task_id for job in records], skipped)
-            retried = await manager.failed.retry([job.id for job in records])
-            return len(retried)
-
-        count = self.with_manager(work)
-        if not count:
-            self.line("<info>The batch has no failed jobs to retry.</info>")
-            return 0
-        self.line(f"<info>Retried {count} failed job{'' if count == 1 else 's'} of batch {self.argument('id')}.</info>")
+            self.line_error(f"{gone}: there is nothing to retry.", style="error")
+            return self.refused_code
+        self.retried(done.retried, id)
+        if done.missing:
+            self.line_error(f"{gone}: they cannot be retried, and stay failed in the batch.", style="error")
+            return self.refused_code
         return 0
+
+    def told(self, text: str) -> None:
+        self.line(f"<comment>{shown(text)}</comment>")
+
+    def retried(self, count: int, id: str) -> None:
+        self.line(f"<info>Retried {count} failed job{'' if count == 1 else 's'} of batch {shown(str(id))}.</info>")
+
+
+@dataclass(frozen=True)
+class BatchRetried:
+    """What ``retry_batch`` did: jobs sent, and the batch's failed jobs that had no record left to send."""
+
+    retried: int
+    missing: int
+
+
+def _gone(id: str, done: BatchRetried) -> str:
+    """The batch's failed jobs whose records were forgotten (queue:forget, queue:flush) or pruned."""
+    count = f"{done.missing} other" if done.retried else str(done.missing)
+    jobs = f"failed job{'' if done.missing == 1 else 's'} {'is' if done.missing == 1 else 'are'}"
+    return f"Batch {shown(str(id))}: {count} {jobs} no longer in the failed-jobs store (forgotten or pruned)"
+
+
+async def retry_batch(manager: QueueManager, id: str, tell: Callable[[str], None]) -> BatchRetried:
+    """Send the batch's failed jobs back. A cancelled batch is resumed first (its retried jobs would skip
+    themselves: the failure wiped from the counts, the work never done). The counts say pending before the send
+    (a job that succeeds at once must not finish the batch early); jobs that were not sent are then recorded
+    failed again, and their chains' later links skipped again, so the batch can still finish."""
+    batch = await _find(manager, id)
+    failed = set(batch.failed_job_ids)
+    records = [job for job in await manager.failed.summaries() if job.task_id in failed]
+    missing = len(failed - {job.task_id for job in records})
+    if not records:
+        return BatchRetried(0, missing)
+    links = {record.task_id: await _later_links(manager, batch.id, record.id) for record in records}
+    store = manager.batches.store
+    resumed = batch.cancelled and await store.resume(batch.id)
+    if resumed:
+        tell(f"Batch {batch.id} was cancelled; it is resumed: its retried jobs run.")
+    sent: list[Retried] = []
+    try:
+        await store.forget_failures(batch.id, list(links), [job for later in links.values() for job in later])
+        try:
+            sent = await manager.failed.retry([record.id for record in records])
+        except RetryIncompleteError as incomplete:
+            sent = incomplete.retried
+            raise
+    finally:
+        await _put_back(manager, batch, [r for r in records if r.id not in {job.id for job in sent}], links, resumed)
+    return BatchRetried(len(sent), missing)
+
+
+async def _put_back(
+    manager: QueueManager, batch: Batch, unsent: list[FailedJobSummary], links: dict[str, list[str]], resumed: bool
+) -> None:
+    """The jobs a retry did not send are failed again (their later links skipped again), as before the retry; a
+    batch resumed for nothing is cancelled again. If that finishes the batch, its finish callbacks were sent when
+    it first finished (their claim is put back), or, if it never had, they are sent now, as a worker would."""
+    if not unsent:
+        return
+    store = manager.batches.store
+    finished = False
+    try:
+        for record in unsent:
+            for job, outcome in ((record.task_id, FAILED), *((later, SKIPPED) for later in links[record.task_id])):
+                recorded = await store.record(batch.id, job, outcome)
+                finished = finished or (recorded is not None and recorded.finished_now)
+        if resumed and len(unsent) == len(links):
+            await store.cancel(batch.id)
+        if finished and batch.finished:
+            await store.claim(f"batch:{batch.id}:finish:sent", "1")
+            return
+    except Exception:
+        logger.exception("Could not record batch %s's unsent failed jobs as failed again", batch.id)
+        return
+    options = batch.options
+    if finished and (options.get("then") or options.get("finally")):
+        connection = str(options.get("connection") or manager.get_default_driver())
+        try:
+            await send_callbacks(manager, f"batch:{batch.id}", "finish", connection, callback_queue(options), {})
+        except Exception:
+            logger.exception("Could not send the finish callbacks of batch %s", batch.id)
 
 
 class QueuePruneBatchesCommand(FailedJobCommand):

@@ -48,7 +48,9 @@ class FailedJobCommand(ManagerCommand):
 class QueueFailedCommand(FailedJobCommand):
     name = "queue:failed"
     description = "List the failed jobs (newest first), or show one whole: its payload and traceback."
-    arguments = [argument("id", "Show this failed job (its id, or a unique first 6+ characters)", optional=True)]
+    arguments = [
+        argument("id", "Show this failed job (its id or job id, or a unique first 6+ characters)", optional=True)
+    ]
     options = [
         option("connection", None, "Only the failed jobs of this connection", flag=False),
         option("queue", None, "Only the failed jobs of this queue", flag=False),
@@ -112,7 +114,9 @@ class QueueRetryCommand(FailedJobCommand):
     name = "queue:retry"
     description = "Send failed jobs back to their connection and queue: ids, 'all', or --queue=NAME."
     arguments = [
-        argument("id", "Failed job ids (or a unique first 6+ characters), or 'all'", optional=True, multiple=True)
+        argument(
+            "id", "Failed job ids or job ids (or a unique first 6+ characters), or 'all'", optional=True, multiple=True
+        )
     ]
     options = [option("queue", None, "Retry every failed job of this queue", flag=False)]
 
@@ -149,7 +153,7 @@ class QueueRetryCommand(FailedJobCommand):
 class QueueForgetCommand(FailedJobCommand):
     name = "queue:forget"
     description = "Delete a failed job."
-    arguments = [argument("id", "The failed job's id (or a unique first 6+ characters)")]
+    arguments = [argument("id", "The failed job's id or job id (or a unique first 6+ characters)")]
 
     def handle(self) -> int:
         return self.run_command(self.forget)

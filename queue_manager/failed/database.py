@@ -295,6 +295,17 @@ class DatabaseStore(FailedJobStore):
         async with (await self.engine()).connect() as conn:
             return [str(id) for id in (await conn.execute(query)).scalars()]
 
+    async def ids_for_task(self, prefix: str, limit: int) -> list[tuple[str, str]]:
+        columns = self.table.c
+        query = (
+            sa.select(columns.id, columns.task_id)
+            .where(sa.func.lower(columns.task_id).startswith(prefix, autoescape=True))
+            .order_by(columns.failed_at.desc(), columns.id.desc())
+            .limit(limit)
+        )
+        async with (await self.engine()).connect() as conn:
+            return [(str(id), str(task_id).lower()) for id, task_id in await conn.execute(query)]
+
     async def remove(self, id: str) -> bool:
         async with (await self.engine()).begin() as conn:
             result = await conn.execute(sa.delete(self.table).where(self.table.c.id == id))

@@ -27,6 +27,7 @@ from queue_manager.failed.summary import FailedJobSummary
 
 MIN_PREFIX = 6  # shortest id prefix accepted by find/forget
 FULL_ID = 36  # a uuid4 as text: no prefix search needed
+TASK_MATCHES = 10  # jobs read for a task id (one task id may have failed more than once)
 _ID = re.compile(r"[0-9a-f-]{1,36}", re.ASCII)
 
 
@@ -133,21 +134,42 @@ class FailedJobStore(ABC):
 
     # -- Laravel's interface ------------------------------------------------------------------------
     async def resolve(self, id: str) -> str | None:
-        """The full id of the job with this id, or with the one id this prefix (>= 6 characters) starts."""
+        """The full id of the job with this id, or with the one id this prefix (>= 6 characters) starts; failing
+        that, of the one job whose task id (what ``queue:batch`` and the worker's log show) is this or starts
+        with this prefix. A record's own id wins over a task id."""
         if not str(id).strip():
             return None
         wanted = check_id(id)
         if await self.has(wanted):
             return wanted
-        if len(wanted) < MIN_PREFIX or len(wanted) >= FULL_ID:
-            return None
-        matches = await self.ids_starting_with(wanted, limit=2)
-        if len(matches) > 1:
+        if MIN_PREFIX <= len(wanted) < FULL_ID:
+            matches = await self.ids_starting_with(wanted, limit=2)
+            if len(matches) > 1:
+                raise QueueConfigurationError(
+                    f"The failed job id {wanted!r} is ambiguous: it starts {', '.join(matches)} (and maybe more). "
+                    "Give more of the id (python artisan queue:failed lists them)."
+                )
+            if matches:
+                return matches[0]
+        return await self._resolve_task_id(wanted)
+
+    async def _resolve_task_id(self, wanted: str) -> str | None:
+        found = await self.ids_for_task(wanted, TASK_MATCHES)
+        exact = [id for id, task_id in found if task_id == wanted]
+        ids = list(dict.fromkeys(exact if exact or len(wanted) < MIN_PREFIX else [id for id, _ in found]))
+        if len(ids) > 1:
             raise QueueConfigurationError(
-                f"The failed job id {wanted!r} is ambiguous: it starts {', '.join(matches)} (and maybe more). "
-                "Give more of the id (python artisan queue:failed lists them)."
+                f"The job id {wanted!r} matches several failed jobs: {', '.join(ids)}. Give one of their ids "
+                "(python artisan queue:failed lists them)."
             )
-        return matches[0] if matches else None
+        return ids[0] if ids else None
+
+    async def ids_for_task(self, prefix: str, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` (id, task id) of the jobs whose task id starts with ``prefix`` (read from the
+        summaries; a store with a task id column asks it)."""
+        jobs = [(job.id, job.task_id.lower()) for job in await self.summaries()]
+        found = [(id, task_id) for id, task_id in jobs if task_id.startswith(prefix)]
+        return found[:limit]
 
     async def find(self, id: str) -> FailedJob | None:
         """The whole job with this id, or with the one id this prefix (>= 6 characters) starts."""
@@ -227,6 +249,9 @@ class LazyStore(FailedJobStore):
 
     async def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
         return await self.store.ids_starting_with(prefix, limit)
+
+    async def ids_for_task(self, prefix: str, limit: int) -> list[tuple[str, str]]:
+        return await self.store.ids_for_task(prefix, limit)
 
     async def remove(self, id: str) -> bool:
         return await self.store.remove(id)

@@ -168,6 +168,23 @@ async def test_prune_deletes_the_claims_older_than_its_longest_window(make_store
     assert await store.owner(f"batch:{id}:then:0:done") is None
 
 
+async def test_resume_clears_the_cancelled_mark_for_every_reader(make_store: Any) -> None:
+    """queue:retry-batch resumes a cancelled batch (its retried jobs would skip themselves otherwise): another
+    process reading the same store sees it not cancelled, and it can be cancelled again."""
+    store, other = make_store(), make_store()
+    id = unique("b")
+    await store.create(BatchRow(id, "Resume", 2, {}, utc_now()))
+    assert not await store.resume(id), "not cancelled: nothing to resume"
+    assert not await store.resume(unique("unknown"))
+    assert await store.cancel(id)
+    cancelled = await other.find(id)
+    assert cancelled is not None and cancelled.cancelled_at is not None
+    assert await store.resume(id) and not await store.resume(id)
+    resumed = await other.find(id)
+    assert resumed is not None and resumed.cancelled_at is None and resumed.total_jobs == 2
+    assert await other.cancel(id), "a resumed batch can be cancelled again"
+
+
 async def test_claims_have_one_owner_and_cancel_prune_and_listing(make_store: Any) -> None:
     store = make_store()
     id = unique("b")

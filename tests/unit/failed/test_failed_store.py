@@ -135,6 +135,31 @@ class StoreContract:
         assert await store.count() == 2
         assert await store.find("abcdef02") == second
 
+    async def test_a_job_id_finds_its_record_as_queue_batch_shows_it(self, store: FailedJobStore) -> None:
+        """``queue:batch`` lists a batch's failed jobs by task id (hex, or a uuid for a chain link): find, forget
+        and retry take it, whole or a unique 6+ character prefix; a record's own id wins, and a job id that failed
+        twice is ambiguous, naming both records."""
+        hex_task, link_task = "9f1c2d3e4f5a4b6c8d7e9f0a1b2c3d4e", "5e6f7a8b-0000-4000-8000-00000000c0de"
+        job = dataclasses.replace(make_job(1), task_id=hex_task)
+        link = dataclasses.replace(make_job(2), task_id=link_task)
+        await store.log(job)
+        await store.log(link)
+        assert await store.find(hex_task) == job
+        assert await store.find(hex_task.upper()) == job
+        assert await store.find(hex_task[:8]) == job
+        assert await store.find(link_task) == link
+        assert await store.find(link_task[:6]) == link
+        assert await store.find(hex_task[:5]) is None, "too short to be taken as a prefix"
+        assert await store.find(job.id) == job, "record ids still work"
+        twice = dataclasses.replace(make_job(3), task_id=hex_task)
+        await store.log(twice)
+        with pytest.raises(QueueConfigurationError, match="matches several failed jobs") as raised:
+            await store.find(hex_task[:10])
+        assert job.id in str(raised.value) and twice.id in str(raised.value)
+        assert await store.forget(twice.id)
+        assert await store.forget(link_task) and await store.find(link_task) is None
+        assert await store.count() == 1
+
     async def test_wildcards_and_store_keys_are_refused_as_ids(self, store: FailedJobStore) -> None:
         await store.log(make_job(1))
         await store.log(make_job(2))
