@@ -46,6 +46,7 @@ MYSQL = ("mysql", "mariadb")
 LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), *MYSQL)
 NAME_LENGTH = 255
 RETURNING_SINCE = (3, 35)  # SQLite's RETURNING, which the one-hop group uses (older: SQLAlchemy's path)
+CHECKPOINT_EVERY = 500  # groups between two WAL checkpoints on the store's thread
 GROUP_WAIT = 0.005  # seconds a group waits for the jobs finishing with it: one transaction for them all
 GROUP_MAX = 500  # job outcomes per transaction at most
 GROUP_ATTEMPTS = 5  # tries of a group whose insert met another writer's row
@@ -133,6 +134,8 @@ class DatabaseBatchStore(BatchStore):
         self._sqlite: SqliteGroups | None = None  # SQLite: a group in one thread hop (``sqlite_groups``)
         self._sqlite_thread: ThreadPoolExecutor | None = None
         self._parsed: URL | None = None
+        self._groups_here = 0  # groups written from the event loop, which never checkpoints the WAL itself
+        self._checkpoint: asyncio.Future[None] | None = None
 
     def _url(self) -> URL:
         """Parsed once: every group of job outcomes asks (SQLAlchemy's parse costs more than a SQLite write)."""
@@ -273,10 +276,15 @@ class DatabaseBatchStore(BatchStore):
                 self._sqlite_thread = ThreadPoolExecutor(1, thread_name_prefix="batch-store")
             from queue_manager.batches.sqlite_groups import Busy
 
+            loop = asyncio.get_running_loop()
             try:
-                return self._sqlite.record(group, wait=False)  # about 0.1 ms here; a thread hop costs more
+                recorded = self._sqlite.record(group, wait=False)  # about 0.1 ms here; a thread hop costs more
             except Busy:
-                return await asyncio.get_running_loop().run_in_executor(self._sqlite_thread, self._sqlite.record, group)
+                return await loop.run_in_executor(self._sqlite_thread, self._sqlite.record, group)
+            self._groups_here += 1
+            if self._groups_here % CHECKPOINT_EVERY == 0 and (self._checkpoint is None or self._checkpoint.done()):
+                self._checkpoint = loop.run_in_executor(self._sqlite_thread, self._sqlite.checkpoint)
+            return recorded
         for attempt in range(GROUP_ATTEMPTS):
             try:
                 return await self._record_once(group)
@@ -457,9 +465,12 @@ class DatabaseBatchStore(BatchStore):
             ids = [id for (id,) in found]
         for id in ids:
             await self.delete(id)
-        async with engine.begin() as conn:  # chain and callback claims older than the longest window
+        async with engine.begin() as conn:  # chains' claims older than the longest window (a batch's go with it)
             cutoff = oldest(finished_before, unfinished_before, cancelled_before)
-            await conn.execute(sa.delete(self.claims).where(self.claims.c.created_at < cutoff))
+            claims = self.claims.c
+            await conn.execute(
+                sa.delete(self.claims).where(claims.created_at < cutoff, claims.claim_key.like("chain:%"))
+            )
         return len(ids)
 
     async def delete(self, id: str) -> None:

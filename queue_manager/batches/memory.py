@@ -106,7 +106,7 @@ class MemoryBatchStore(BatchStore):
         for id in gone:
             await self.delete(id)
         cutoff = oldest(finished_before, unfinished_before, cancelled_before)
-        for key in [key for key, made in self.claimed_at.items() if made < cutoff]:
+        for key in [key for key, made in self.claimed_at.items() if made < cutoff and key.startswith("chain:")]:
             self._forget_claim(key)
         return len(gone)
 

@@ -202,9 +202,10 @@ class RedisBatchStore(BatchStore):
         return gone
 
     async def _prune_claims(self, cutoff: datetime) -> None:
-        """A claim's age is what its TTL has run down (each is set with ``CLAIM_TTL``); one without a TTL stays."""
+        """Chains' claims (a batch's go with the batch); a claim's age is what its TTL has run down (each is set
+        with ``CLAIM_TTL``); one without a TTL stays."""
         window_ms = (utc_now() - cutoff).total_seconds() * 1000
-        keys = [key async for key in self.client.scan_iter(match=self.claim_key("*"), count=500)]
+        keys = [key async for key in self.client.scan_iter(match=self.claim_key("chain:*"), count=500)]
         for first in range(0, len(keys), 500):
             chunk = keys[first : first + 500]
             async with self.client.pipeline(transaction=False) as pipe:

@@ -10,6 +10,7 @@ one compare-and-set to finished. ``BEGIN IMMEDIATE`` takes the write lock first;
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -41,16 +42,30 @@ class SqliteGroups:
         self.path, self.batches, self.jobs = path, f'"{batches}"', f'"{jobs}"'
         self._local = threading.local()
         self._parsed_options: dict[str, dict[str, Any]] = {}
+        self._loop_ok = True  # False once the database showed it is not in WAL mode
 
     def _connection(self, wait: bool) -> sqlite3.Connection:
         name = "waiting" if wait else "now"
         connection: sqlite3.Connection | None = getattr(self._local, name, None)
         if connection is None:
+            if not wait and not self._loop_ok:
+                raise Busy("this database cannot be written from the event loop")
             connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S if wait else 0, isolation_level=None)
-            connection.execute("PRAGMA journal_mode = WAL")
+            mode = str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
             connection.execute("PRAGMA synchronous = NORMAL")
+            if not wait:
+                if mode != "wal":  # a COMMIT could then wait for readers: never in the event loop
+                    connection.close()
+                    self._loop_ok = False
+                    raise Busy(f"journal mode {mode}, not WAL")
+                connection.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints (fsyncs) only on the store's thread
             setattr(self._local, name, connection)
         return connection
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database (the event loop's commits never do): on the store's thread, now and then."""
+        with contextlib.suppress(sqlite3.Error):  # the next one catches up
+            self._connection(wait=True).execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         """Close the calling thread's connections."""
@@ -94,7 +109,8 @@ class SqliteGroups:
                 rows[id] = row
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (I/O error, disk full)
+                db.execute("ROLLBACK")
             raise
         last = {id: indexes[-1] for id, indexes in by_batch.items()}
         answers: list[Recorded | None] = []

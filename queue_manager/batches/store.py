@@ -123,8 +123,8 @@ class BatchStore(ABC):
     @abstractmethod
     async def prune(self, finished_before: datetime, unfinished_before: datetime, cancelled_before: datetime) -> int:
         """Delete finished batches older than the first, unfinished ones older than the second, cancelled ones
-        older than the third (Laravel's queue:prune-batches); returns how many. Claims (chain links' and
-        callbacks', which no batch row owns) made before the oldest of the three go too."""
+        older than the third (Laravel's queue:prune-batches); returns how many. A deleted batch's claims go with it;
+        chains' claims (which no batch row owns) made before the oldest of the three go too."""
 
     @abstractmethod
     async def delete(self, id: str) -> None: ...

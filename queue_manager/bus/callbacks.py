@@ -16,6 +16,7 @@ from typing import Any
 
 from taskiq.utils import maybe_awaitable
 
+from drivers.base.errors import QueueConfigurationError
 from queue_manager.bus import wire
 from queue_manager.bus.batch import Batch
 from queue_manager.bus.callback_sending import CALLBACK_TASK
@@ -65,6 +66,7 @@ async def run_callbacks(
     broker = manager.connection().broker
     failure = JobError.of(error)
     batch: Batch | None = None
+    all_ran = True  # every job of the batch did its work (none failed, none skipped by a cancel or a failed link)
     if owner.startswith("batch:"):
         row = await store.find(owner.partition(":")[2])
         if row is None:
@@ -72,23 +74,51 @@ async def run_callbacks(
             return
         batch = Batch.of(row)
         callbacks = batch.options
+        all_ran = not (row.failed or row.skipped or row.cancelled_at)
     callbacks = callbacks or {}
-    if kind == "finish":
-        steps = ["finally"] if batch is not None and (batch.failed_jobs or batch.cancelled) else ["then", "finally"]
-    elif kind == "failed":  # a chain's link failed for good
-        steps = ["catch", "finally"]
-    else:
-        steps = [kind]
-    for step in steps:
-        specs = callbacks.get(step) or []
-        if not specs or not await store.claim(f"{owner}:{step}", nonce):
-            continue
-        for number, spec in enumerate(specs):
-            done_key = f"{owner}:{step}:{number}:done"
-            if await store.owner(done_key) is not None:
-                continue  # it ran to its end: this copy was delivered again after that
-            args: list[Any] = [] if batch is None else [batch]
-            if step == "catch":
-                args.append(failure)
-            await maybe_awaitable(wire.resolve_callback(spec, broker)(*args))
-            await store.claim(done_key, nonce)
+    steps = STEPS.get(kind)
+    if steps is None:
+        raise QueueConfigurationError(f"Unknown callback kind {kind!r} (a newer version sent it): retry it there.")
+    if kind == "finish" and not all_ran:
+        steps = ["finally"]
+    first_error: BaseException | None = None
+    for step in steps:  # each step runs even if one before it raised (finally after a catch that failed)
+        try:
+            await _run_step(store, owner, step, nonce, callbacks.get(step) or [], batch, failure, broker)
+        except Exception as error:
+            first_error = first_error or error
+    if first_error is not None:
+        raise first_error
+
+
+#: What each kind of callback job runs, in order.
+STEPS = {
+    "finish": ["then", "finally"],  # a batch whose jobs all ran (then only if all did their work)
+    "failed": ["catch", "finally"],  # a chain whose link failed for good, as Laravel runs them
+    "catch": ["catch"],
+    "finally": ["finally"],
+}
+
+
+async def _run_step(
+    store: Any,
+    owner: str,
+    step: str,
+    nonce: str,
+    specs: list[dict[str, str]],
+    batch: Batch | None,
+    failure: JobError | None,
+    broker: Any,
+) -> None:
+    """One step's callbacks, claimed for this copy of the job; each noted done when it ran to its end."""
+    if not specs or not await store.claim(f"{owner}:{step}", nonce):
+        return
+    for number, spec in enumerate(specs):
+        done_key = f"{owner}:{step}:{number}:done"
+        if await store.owner(done_key) is not None:
+            continue  # it ran to its end: this copy was delivered again after that
+        args: list[Any] = [] if batch is None else [batch]
+        if step == "catch":
+            args.append(failure)
+        await maybe_awaitable(wire.resolve_callback(spec, broker)(*args))
+        await store.claim(done_key, nonce)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self
 
 from taskiq import AsyncTaskiqTask
@@ -41,7 +41,9 @@ def _pending(member: Any, where: str) -> PendingDispatch:
 
 def _members(jobs: Any, where: str) -> list[Any]:
     """A chain's or batch's jobs as a list: one job alone (``Bus.chain(job)``) is the usual slip, named here."""
-    if not isinstance(jobs, list | tuple):
+    if isinstance(jobs, list | tuple):
+        return list(jobs)
+    if not isinstance(jobs, Iterable) or isinstance(jobs, str | bytes | dict):  # a generator of jobs is fine
         raise QueueConfigurationError(
             f"{where}([...]) takes a list of jobs, got {jobs!r}: write {where}([job, ...]) even for one job."
         )

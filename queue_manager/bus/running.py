@@ -21,6 +21,7 @@ from taskiq.exceptions import NoResultError
 
 from drivers.base import labels as wire_labels
 from queue_manager.batches import DONE, FAILED, SKIPPED
+from queue_manager.batches.store import Outcome
 from queue_manager.bus import wire
 from queue_manager.bus.batch import callback_queue
 from queue_manager.bus.callback_sending import send_callbacks
@@ -35,7 +36,8 @@ CANCEL_CHECK = 1.0  # seconds a worker trusts what it read of a batch not being 
 
 class _Skip:
     """Job middleware put in front of a job that must not run (its batch is cancelled, or it is a second copy of
-    a chain link): its code does not run, and it counts as done."""
+    a chain link): its code does not run. A second copy counts as nothing; a job of a cancelled batch counts as
+    skipped (it did none of its work, so the batch's ``then`` never runs, even once resumed)."""
 
     async def handle(self, job: Any, next: Any) -> Any:
         return None
@@ -47,6 +49,7 @@ class BusMiddleware(TaskiqMiddleware):
         self.manager = manager
         self.connection = connection
         self._duplicates: set[int] = set()
+        self._cancel_skipped: set[int] = set()
         self._cancelled: dict[str, tuple[float, bool]] = {}  # batch -> (when read, cancelled)
         self._reading: dict[str, asyncio.Future[Any]] = {}  # batch -> the store read under way
 
@@ -64,6 +67,7 @@ class BusMiddleware(TaskiqMiddleware):
                 skip = True
         batch_id = labels.get(wire.BATCH)
         if not skip and batch_id and await self._is_cancelled(str(batch_id)):
+            self._cancel_skipped.add(id(message))
             skip = True
         if skip:
             interactions = _CURRENT.get()
@@ -77,8 +81,8 @@ class BusMiddleware(TaskiqMiddleware):
         ``queue:retry-batch`` makes of a cancelled batch)."""
         now = time.monotonic()
         seen = self._cancelled.get(batch_id)
-        if seen is not None and now - seen[0] < CANCEL_CHECK:
-            return seen[1]
+        if seen is not None and not seen[1] and now - seen[0] < CANCEL_CHECK:
+            return False  # "cancelled" is read again each time: a resume (queue:retry-batch) counts at once
         reading = self._reading.get(batch_id)
         if reading is None:
             reading = asyncio.ensure_future(self.manager.batches.store.find(batch_id, with_failed_ids=False))
@@ -98,6 +102,8 @@ class BusMiddleware(TaskiqMiddleware):
         if id(message) in self._duplicates:
             self._duplicates.discard(id(message))
             return
+        cancel_skipped = id(message) in self._cancel_skipped
+        self._cancel_skipped.discard(id(message))
         if result.is_err and isinstance(result.error, NoResultError):
             return  # it runs again (a retry or a release): no outcome yet
         failed = bool(result.is_err)
@@ -108,7 +114,7 @@ class BusMiddleware(TaskiqMiddleware):
             if state is not None:
                 await self._chain(message, state, error)
             if batch_id is not None:
-                await self._batch(batch_id, message.task_id, error)
+                await self._batch(batch_id, message.task_id, error, SKIPPED if cancel_skipped else DONE)
         except Exception:
             logger.exception("Could not record the outcome of job %s for its chain or batch", message.task_id)
             raise
@@ -137,9 +143,9 @@ class BusMiddleware(TaskiqMiddleware):
             payload = {"callbacks": callbacks, "error": error.to_dict()}
             await send_callbacks(self.manager, chain, "failed", connection, queue, payload)
 
-    async def _batch(self, batch_id: str, job_id: str, error: JobError | None) -> None:
+    async def _batch(self, batch_id: str, job_id: str, error: JobError | None, succeeded: Outcome = DONE) -> None:
         store = self.manager.batches.store
-        recorded = await store.record(batch_id, job_id, FAILED if error is not None else DONE)
+        recorded = await store.record(batch_id, job_id, FAILED if error is not None else succeeded)
         if recorded is None:
             logger.warning("Job %s belongs to batch %s, which the batch store does not know", job_id, batch_id)
             return

@@ -84,10 +84,10 @@ def callback_spec(callback: Any, where: str) -> dict[str, str]:
     """A callback as a worker finds it again: a task (by name) or a job class (by its task's name, its import path).
     Anything else (a plain function, a lambda) is refused here: a worker runs only what the app declared as a job."""
     if isinstance(callback, AsyncTaskiqDecoratedTask):
-        return _spec("task", callback, where)
+        return _spec("task", callback, getattr(callback.original_func, "__module__", ""), where)
     declared = getattr(callback, "task", None)
     if isinstance(callback, type) and isinstance(declared, AsyncTaskiqDecoratedTask):
-        return _spec("job", declared, where)
+        return _spec("job", declared, callback.__module__, where)
     raise QueueConfigurationError(
         f"{where}: {callback!r} cannot be a callback. Callbacks run on a worker, which runs only declared jobs: pass a "
         "task (a function decorated with @task) or a job class (a queue_manager.Job subclass), defined at module "
@@ -95,10 +95,9 @@ def callback_spec(callback: Any, where: str) -> dict[str, str]:
     )
 
 
-def _spec(kind: str, task: AsyncTaskiqDecoratedTask[Any, Any], where: str) -> dict[str, str]:
+def _spec(kind: str, task: AsyncTaskiqDecoratedTask[Any, Any], module: str, where: str) -> dict[str, str]:
     """What a worker needs to find the callback again, and the queue it declares (where its job is sent)."""
-    module = task.task_name.partition(":")[0]
-    if module == "__main__" or module not in sys.modules:  # the dispatching script: no worker can import it
+    if module == "__main__":  # defined in the dispatching script: no worker imports it
         raise QueueConfigurationError(
             f"{where}: {task.task_name} is defined in the script that runs (__main__), which no worker imports. "
             "Define the callback in a module of the app (app/jobs.py) that queue:work imports (--tasks or QUEUE_TASKS)."

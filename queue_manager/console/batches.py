@@ -190,24 +190,37 @@ async def retry_batch(manager: QueueManager, id: str, tell: Callable[[str], None
         return BatchRetried(0, missing)
     links = {record.task_id: await _later_links(manager, batch.id, record.id) for record in records}
     store = manager.batches.store
-    resumed = batch.cancelled and await store.resume(batch.id)
+    if batch.cancelled and batch.allows_failures:  # only cancel() cancels such a batch: its jobs would skip
+        raise QueueConfigurationError(
+            f"Batch {batch.id} was cancelled (batch.cancel()): its jobs skip themselves, so retrying them would "
+            "only erase their failures. Nothing was retried."
+        )
+    resumed = batch.cancelled and await store.resume(batch.id)  # cancelled by its first failure, as it does
     if resumed:
         tell(f"Batch {batch.id} was cancelled; it is resumed: its retried jobs run.")
-    sent: list[Retried] = []
+    await store.forget_failures(batch.id, list(links), [job for later in links.values() for job in later])
     try:
-        await store.forget_failures(batch.id, list(links), [job for later in links.values() for job in later])
-        try:
-            sent = await manager.failed.retry([record.id for record in records])
-        except RetryIncompleteError as incomplete:
-            sent = incomplete.retried
-            raise
-    finally:
-        await _put_back(manager, batch, [r for r in records if r.id not in {job.id for job in sent}], links, resumed)
+        sent: list[Retried] = await manager.failed.retry([record.id for record in records])
+    except RetryIncompleteError as incomplete:  # these were not sent, for sure: as they were before
+        unsent = {job.id for job in incomplete.not_retried}
+        await _put_back(manager, batch, [r for r in records if r.id in unsent], links, resumed, tell)
+        raise
+    except BaseException:  # what was sent is not known: nothing is put back, and the user is told
+        tell(
+            f"Batch {batch.id}: the retry stopped before saying which jobs it sent; their counts say pending. "
+            "Once the error is fixed, queue:retry-batch again sends those still in the failed-jobs store."
+        )
+        raise
     return BatchRetried(len(sent), missing)
 
 
 async def _put_back(
-    manager: QueueManager, batch: Batch, unsent: list[FailedJobSummary], links: dict[str, list[str]], resumed: bool
+    manager: QueueManager,
+    batch: Batch,
+    unsent: list[FailedJobSummary],
+    links: dict[str, list[str]],
+    resumed: bool,
+    tell: Callable[[str], None],
 ) -> None:
     """The jobs a retry did not send are failed again (their later links skipped again), as before the retry; a
     batch resumed for nothing is cancelled again. If that finishes the batch, its finish callbacks were sent when
@@ -226,8 +239,9 @@ async def _put_back(
         if finished and batch.finished:
             await store.claim(f"batch:{batch.id}:finish:sent", "1")
             return
-    except Exception:
+    except Exception as error:
         logger.exception("Could not record batch %s's unsent failed jobs as failed again", batch.id)
+        tell(f"Batch {batch.id}: could not record its unsent jobs as failed again ({error}); its counts say pending.")
         return
     options = batch.options
     if finished and (options.get("then") or options.get("finally")):

@@ -198,3 +198,37 @@ async def test_claims_have_one_owner_and_cancel_prune_and_listing(make_store: An
     assert id in [row.id for row in listed] and listed[0].options in ({"x": 1}, listed[0].options)
     assert await store.prune(hours_ago(24), hours_ago(72), utc_now()) >= 1  # cancelled before now
     assert await store.find(id) is None and await store.owner(f"batch:{id}:then") is None
+
+
+async def test_sqlite_groups_written_in_the_event_loop_never_checkpoint_there(tmp_path: Path) -> None:
+    """The event loop's connection does not checkpoint the WAL (a checkpoint fsyncs): the store's thread does, every
+    CHECKPOINT_EVERY groups written from the loop, so the WAL does not grow without end."""
+    from queue_manager.batches import database
+    from queue_manager.batches.sqlite_groups import SqliteGroups
+
+    path = tmp_path / "batches.sqlite"
+    store = database.DatabaseBatchStore(f"sqlite+aiosqlite:///{path}")
+    threads: list[str] = []
+    checkpoint = SqliteGroups.checkpoint
+
+    def counted(self: SqliteGroups) -> None:
+        import threading
+
+        threads.append(threading.current_thread().name)
+        checkpoint(self)
+
+    try:
+        SqliteGroups.checkpoint = counted  # type: ignore[method-assign]
+        await store.create(BatchRow("wal", "", 5000, {}, utc_now()))
+        for n in range(database.CHECKPOINT_EVERY * 2 + 10):
+            await store.record("wal", f"j{n}", DONE)
+        assert store._sqlite is not None and store._checkpoint is not None
+        await store._checkpoint
+        loop_connection = store._sqlite._local.now
+        assert loop_connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert len(threads) >= 1 and all(name.startswith("batch-store") for name in threads), threads
+        row = await store.find("wal")
+        assert row is not None and row.done == database.CHECKPOINT_EVERY * 2 + 10
+    finally:
+        SqliteGroups.checkpoint = checkpoint  # type: ignore[method-assign]
+        await store.close()

@@ -113,3 +113,20 @@ async def test_a_forgotten_failed_job_is_counted_as_missing(down: QueueManager) 
     assert (done.retried, done.missing) == (0, 1)
     row = await down.batches.store.find(id)
     assert row is not None and row.failed == 1 and row.cancelled_at is not None, "left as it was"
+
+
+async def test_a_batch_cancelled_by_cancel_is_not_retried_into_skipping(down: QueueManager) -> None:
+    """A batch that allows failures is cancelled only by ``cancel()``: its retried jobs would skip themselves and
+    only erase their failures, so retry-batch refuses and changes nothing."""
+    from drivers.base.errors import QueueConfigurationError
+
+    id, job, _ = await failed_batch(down)
+    store = down.batches.store
+    row = await store.find(id)
+    assert row is not None
+    row.options["allow_failures"] = True  # the memory store keeps the row it was given
+    with pytest.raises(QueueConfigurationError, match=r"was cancelled \(batch.cancel\(\)\).*Nothing was retried"):
+        await retry_batch(down, id, lambda text: None)
+    after = await store.find(id)
+    assert after is not None and after.cancelled_at is not None and after.failed == 1 and job in after.failed_job_ids
+    assert await down.failed.store.summaries(), "the failed record stays"

@@ -314,6 +314,7 @@ async def test_mistakes_in_building_a_chain_or_batch_are_named(manager: QueueMan
         Bus.chain(ImportRows(1))  # type: ignore[arg-type]
     with pytest.raises(QueueConfigurationError, match=r"Bus.batch\(\[job, \.\.\.\]\)"):
         Bus.batch(ImportRows(1))  # type: ignore[arg-type]
+    assert len(Bus.batch(ImportRows(n) for n in range(3)).jobs) == 3, "a generator of jobs is a list of them"
     pending = Bus.batch([step.dispatch("a")])
     with pytest.raises(QueueConfigurationError, match="takes a string"):
         pending.name(None)  # type: ignore[arg-type]
@@ -335,9 +336,13 @@ async def test_a_callback_from_the_running_script_is_refused_and_a_worker_never_
     from drivers.base.errors import QueueConfigurationError
     from queue_manager.bus import wire
 
-    script_task = task(name="__main__:import_done")(chain_done.original_func)
+    async def finished_in_script() -> None: ...
+
+    finished_in_script.__module__ = "__main__"  # as a function of the script `python import.py` runs
     with pytest.raises(QueueConfigurationError, match=r"__main__.*queue:work imports"):
-        Bus.batch([step.dispatch("a")]).then(script_task)
+        Bus.batch([step.dispatch("a")]).then(task(finished_in_script))
+    named = task(name="reports.send")(chain_done.original_func)  # a custom name, in an imported module: fine
+    assert wire.callback_spec(named, "then") == {"task": "reports.send"}
     broker = manager.connection().broker
     assert "json.tool" not in sys.modules or pytest.skip("json.tool is imported already")
     with pytest.raises(QueueConfigurationError, match=r"not known to this worker.*json\.tool.*--tasks"):
@@ -360,3 +365,57 @@ async def test_batch_callbacks_go_where_a_worker_of_the_batch_listens(manager: Q
     declared = Bus.batch([step.dispatch("a").on_queue("rows")]).on_queue("mine").then(import_done)
     assert declared._callback_queue() == "imports"
     assert Bus.batch([step.dispatch("a")])._callback_queue() is None  # the connection's default, as its jobs
+
+
+@task
+async def failing_catch(batch: Batch, error: Exception) -> None:
+    RAN.append("catch ran")
+    raise RuntimeError("the notifier is down")
+
+
+async def _run_callback_job(manager: QueueManager, owner: str, kind: str, nonce: str, **payload: Any) -> Any:
+    from queue_manager.bus import wire
+    from queue_manager.bus.callback_sending import CALLBACK_TASK
+
+    sent = await manager.connection().send_named(
+        CALLBACK_TASK, [], {"owner": owner, "kind": kind, **payload}, {wire.NONCE: nonce}, wire.callback_id(owner, kind)
+    )
+    return await sent.wait_result(timeout=10)
+
+
+async def test_jobs_a_cancel_skipped_count_as_skipped_so_then_never_runs_even_once_resumed(
+    manager: QueueManager,
+) -> None:
+    from queue_manager.bus.running import CANCEL_CHECK
+
+    """A job of a cancelled batch did none of its work: it counts as skipped (processed, not done), so a batch that
+    queue:retry-batch resumed and whose retried job succeeded still does not run ``then`` (its other jobs never ran)."""
+    later = step.dispatch("a").delay(CANCEL_CHECK + 0.2)  # after the worker's cached "not cancelled" expired
+    batch = await Bus.batch([boom.dispatch("x"), later]).then(batch_then).dispatch()
+    async with asyncio.timeout(10):
+        while (row := await manager.batches.store.find(batch.id)) is None or row.finished_at is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    assert row is not None and row.failed == 1 and row.skipped == 1 and row.done == 0 and "a" not in RAN
+    store = manager.batches.store
+    [failed_job] = row.failed_job_ids
+    assert await store.resume(batch.id)
+    await store.forget_failures(batch.id, [failed_job])
+    recorded = await store.record(batch.id, failed_job, DONE)  # the retried job succeeded
+    assert recorded is not None and recorded.finished_now
+    assert not (await _run_callback_job(manager, f"batch:{batch.id}", "finish", "n1")).is_err
+    assert not any(isinstance(r, tuple) and r[0] == "then" for r in RAN), RAN
+
+
+async def test_a_catch_that_raises_still_lets_finally_run_and_an_unknown_kind_fails(manager: QueueManager) -> None:
+    from queue_manager.bus import wire
+
+    id = "b-catch-raises"
+    specs = {"catch": [wire.callback_spec(failing_catch, "t")], "finally": [wire.callback_spec(batch_finally, "t")]}
+    await manager.batches.store.create(BatchRow(id, "", 0, specs, utc_now(), finished_at=utc_now()))
+    result = await _run_callback_job(
+        manager, f"batch:{id}", "failed", "n1", callbacks=specs, error={"message": "RuntimeError: x"}
+    )
+    assert result.is_err and "the notifier is down" in str(result.error)
+    assert "catch ran" in RAN and any(isinstance(r, tuple) and r[0] == "finally" for r in RAN), RAN
+    unknown = await _run_callback_job(manager, f"batch:{id}", "someday", "n2")
+    assert unknown.is_err and "Unknown callback kind 'someday'" in str(unknown.error)
